@@ -1,0 +1,158 @@
+"""m2v_lab.cache: hits, keys, atomic writes under kill and concurrency, corrupt entries."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import m2v_lab as m2v
+from m2v_lab.cache import CacheWarning, FeatureCache
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _entries(cache_dir):
+    return sorted(Path(cache_dir).glob("*/*/*.safetensors"))
+
+
+def test_second_run_is_served_from_the_cache_with_identical_numbers(tiny, write_audio, tmp_path):
+    paths = [write_audio(f"c{i}.wav", 1.0, seed=i) for i in range(3)]
+    first = m2v.extract(tiny, paths, cache_dir=tmp_path / "c", progress=False)
+    second = m2v.extract(tiny, paths, cache_dir=tmp_path / "c", progress=False)
+    assert first.meta["cache_hits"] == 0 and second.meta["cache_hits"] == 3
+    np.testing.assert_array_equal(first.pooled, second.pooled)
+    frames = m2v.extract(tiny, paths, pool=None, cache_dir=tmp_path / "c", progress=False)
+    again = m2v.extract(tiny, paths, pool=None, cache_dir=tmp_path / "c", progress=False)
+    assert again.meta["cache_hits"] == 3
+    np.testing.assert_array_equal(frames.frames(2), again.frames(2))
+
+
+def test_key_changes_with_everything_that_changes_the_numbers(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    cache = tmp_path / "c"
+    m2v.extract(tiny, [path], cache_dir=cache, progress=False)
+    variants = [dict(window=0.5), dict(do_normalize=False), dict(pool="max"), dict(normalize_scope="window")]
+    for kw in variants:
+        assert m2v.extract(tiny, [path], cache_dir=cache, progress=False, **kw).meta["cache_hits"] == 0
+    twin = m2v.random_twin(tiny)
+    assert m2v.extract(twin, [path], cache_dir=cache, progress=False).meta["cache_hits"] == 0
+    write_audio("a.wav", 1.0, seed=9)  # same name, new content
+    assert m2v.extract(tiny, [path], cache_dir=cache, progress=False).meta["cache_hits"] == 0
+    assert len(_entries(cache)) == 2 + len(variants) + 1
+
+
+def test_truncated_entry_is_detected_and_recomputed_with_a_warning(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    clean = m2v.extract(tiny, [path], cache_dir=tmp_path / "c", progress=False)
+    (entry,) = _entries(tmp_path / "c")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    with pytest.warns(CacheWarning, match="unusable"):
+        again = m2v.extract(tiny, [path], cache_dir=tmp_path / "c", progress=False)
+    assert again.meta["cache_hits"] == 0
+    np.testing.assert_array_equal(clean.pooled, again.pooled)
+    assert len(_entries(tmp_path / "c")) == 1
+
+
+def test_entry_filed_under_the_wrong_key_is_rejected(tmp_path):
+    cache = FeatureCache(tmp_path)
+    written = cache.put("f" * 64, "a" * 64, {"pooled": np.ones((2, 3), np.float32)}, {})
+    misfiled = cache.path("f" * 64, "b" * 64)
+    misfiled.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(written, misfiled)
+    with pytest.warns(CacheWarning):
+        assert cache.get("f" * 64, "b" * 64) is None
+
+
+def test_cache_info_and_clear(tiny, write_audio, tmp_path):
+    paths = [write_audio(f"c{i}.wav", 1.0, seed=i) for i in range(2)]
+    m2v.extract(tiny, paths, cache_dir=tmp_path / "c", progress=False)
+    info = m2v.cache_info(tmp_path / "c")
+    assert info["entries"].tolist() == [2] and info["model_name"].tolist() == ["tiny-music2vec"]
+    assert info["bytes"].iloc[0] > 0
+    assert m2v.clear_cache(tmp_path / "c", model=tiny) == 2
+    assert _entries(tmp_path / "c") == []
+
+
+def test_cache_dir_none_uses_the_environment_variable(tiny, write_audio, tmp_path, monkeypatch):
+    monkeypatch.setenv("M2V_LAB_CACHE", str(tmp_path / "env"))
+    m2v.extract(tiny, [write_audio("a.wav", 1.0)], progress=False)
+    assert len(_entries(tmp_path / "env")) == 1
+    m2v.extract(tiny, [write_audio("b.wav", 1.0, seed=1)], cache_dir=False, progress=False)
+    assert len(_entries(tmp_path / "env")) == 1
+
+
+def test_unwritable_cache_folder_raises_with_the_fix(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(m2v.CacheError, match="M2V_LAB_CACHE"):
+        FeatureCache(blocker / "cache")
+
+
+WORKER = textwrap.dedent("""
+    import os, sys
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import numpy as np, m2v_lab as m2v
+    paths = sys.argv[2:]
+    feats = m2v.extract(m2v.load_model("tiny-music2vec"), paths, cache_dir=sys.argv[1], batch_size=1,
+                        progress=False)
+    np.save(sys.argv[1] + f"/result_{os.getpid()}.npy", feats.pooled)
+    print("hits", feats.meta["cache_hits"], "failed", len(feats.failed))
+""")
+
+
+def _worker(cache, paths):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(cache), *map(str, paths)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def many_clips(write_audio):
+    return [write_audio(f"k{i:02d}.wav", 1.0 + 0.01 * i, seed=i) for i in range(24)]
+
+
+def test_kill_during_extraction_leaves_only_complete_entries_and_a_rerun_resumes(tiny, many_clips, tmp_path):
+    cache = tmp_path / "cache"
+    proc = _worker(cache, many_clips)
+    deadline = time.time() + 120
+    while len(_entries(cache)) < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = _entries(cache)
+    assert 4 <= len(finished) < len(many_clips), "the worker must be killed part-way"
+    store = FeatureCache(cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        for entry in finished:  # every entry that exists is whole
+            assert store.get(tiny.fingerprint, entry.stem) is not None
+    rerun = _worker(cache, many_clips)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    hits = int(out.split()[1])
+    assert hits >= len(finished) and "failed 0" in out
+    assert len(_entries(cache)) == len(many_clips)
+
+
+def test_two_processes_extracting_into_one_cache_agree(many_clips, tmp_path):
+    cache = tmp_path / "cache"
+    clips = many_clips[:10]
+    procs = [_worker(cache, clips), _worker(cache, clips)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "failed 0" in out
+    results = [np.load(f) for f in sorted(cache.glob("result_*.npy"))]
+    assert len(results) == 2
+    np.testing.assert_array_equal(results[0], results[1])
+    assert len(_entries(cache)) == len(clips)
+    assert not list(cache.glob("*/*/*.tmp"))
+    tiny = m2v.load_model("tiny-music2vec")
+    np.testing.assert_array_equal(m2v.extract(tiny, clips, cache_dir=cache, progress=False).pooled, results[0])

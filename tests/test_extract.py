@@ -1,0 +1,152 @@
+"""m2v_lab.extract: fidelity to the model card, batching without padding, pooling, failures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+import m2v_lab as m2v
+from tests.conftest import tone
+
+
+def test_fidelity_to_the_model_card_on_music2vec_architecture(music2vec_dir, tmp_path):
+    """The model card's usage (processor with do_normalize + attention mask, output_hidden_states)
+    and m2v_lab give the same frames to 1e-5, 13 layers, floor((N-400)/320)+1 frames."""
+    import json
+
+    from transformers import Data2VecAudioConfig, Data2VecAudioModel, Wav2Vec2FeatureExtractor
+
+    n = 37_123  # an odd length: 2.32 s at 16 kHz
+    x = tone(n / 16000, 16000, freq=330.0)
+    path = tmp_path / "clip.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+
+    processor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                                         do_normalize=True, return_attention_mask=True)
+    raw = json.loads((music2vec_dir / "config.json").read_text())  # the card's path, float vocab_size fixed by hand
+    raw["vocab_size"] = int(raw["vocab_size"])
+    card_model = Data2VecAudioModel.from_pretrained(music2vec_dir, config=Data2VecAudioConfig(**raw)).eval()
+    inputs = processor(x, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        outputs = card_model(**inputs, output_hidden_states=True)
+    card = torch.stack(outputs.hidden_states).squeeze().numpy()  # [13 layer, frames, 768]
+
+    model = m2v.load_model(music2vec_dir)
+    feats = m2v.extract(model, [path], pool=None, progress=False)
+    ours = feats.frames(0)
+    assert card.shape == ours.shape == (13, (n - 400) // 320 + 1, 768)
+    np.testing.assert_allclose(ours, card, rtol=0, atol=1e-5)
+    pooled = m2v.extract(model, [path], pool="mean", progress=False).pooled[:, 0]
+    np.testing.assert_allclose(pooled, card.mean(-2), rtol=0, atol=1e-5)
+
+
+def test_clips_of_different_lengths_in_one_call_get_exactly_their_solo_numbers(tiny, write_audio):
+    paths = [write_audio(f"c{i}.wav", s, seed=i) for i, s in enumerate([1.0, 1.7, 0.6, 2.0])]
+    together = m2v.extract(tiny, paths, pool=None, progress=False, batch_size=4)
+    for i, p in enumerate(paths):
+        alone = m2v.extract(tiny, [p], pool=None, progress=False)
+        np.testing.assert_array_equal(together.frames(i), alone.frames(0))
+
+
+def test_equal_length_clips_batch_together_and_match_their_solo_numbers(tiny, write_audio):
+    paths = [write_audio(f"e{i}.wav", 1.0, seed=i, freq=200 + 50 * i) for i in range(5)]
+    together = m2v.extract(tiny, paths, progress=False, batch_size=5)
+    for i, p in enumerate(paths):
+        alone = m2v.extract(tiny, [p], progress=False)
+        np.testing.assert_allclose(together.pooled[:, i], alone.pooled[:, 0], rtol=0, atol=1e-5)
+
+
+def test_pooled_shape_is_layers_clips_dim_and_mean_is_the_frame_mean(tiny, write_audio):
+    paths = [write_audio("a.wav", 1.2), write_audio("b.wav", 0.8, seed=1)]
+    feats = m2v.extract(tiny, paths, progress=False)
+    assert feats.pooled.shape == (13, 2, 96) and feats.pooled.dtype == np.float32
+    assert feats.layer_names == tiny.layer_names
+    frames = m2v.extract(tiny, paths, pool=None, progress=False)
+    np.testing.assert_allclose(feats.pooled[:, 1], frames.frames(1).mean(axis=1), atol=1e-6)
+    maxed = m2v.extract(tiny, paths, pool="max", progress=False)
+    np.testing.assert_allclose(maxed.pooled[:, 0], frames.frames(0).max(axis=1), atol=1e-6)
+
+
+def test_long_clip_is_windowed_and_pooled_over_all_windows(tiny, write_audio):
+    path = write_audio("long.wav", 7.5)
+    feats = m2v.extract(tiny, [path], pool=None, window=2.0, progress=False)
+    starts = feats.windows[0][:, 0].tolist()
+    assert starts == [0, 32000, 64000, 96000]  # 3 full windows and a 1.5 s tail
+    per_window = [tiny.num_frames(n) for n in feats.windows[0][:, 1]]
+    assert feats.frames(0).shape[1] == sum(per_window)
+    times = feats.frame_times(0)
+    assert times.shape == (sum(per_window),) and np.all(np.diff(times) > 0)
+    pooled = m2v.extract(tiny, [path], window=2.0, progress=False).pooled[:, 0]
+    np.testing.assert_allclose(pooled, feats.frames(0).mean(axis=1), atol=1e-5)
+
+
+def test_ten_minute_track_extracts_pooled_without_holding_its_frames(tiny, tmp_path):
+    rate = 16000
+    path = tmp_path / "ten_minutes.flac"
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
+        for minute in range(10):
+            f.write(tone(60, rate, freq=220 + 20 * minute, seed=minute))
+    feats = m2v.extract(tiny, [path], progress=False)
+    assert feats.pooled.shape == (13, 1, 96)
+    assert len(feats.windows[0]) == 20 and not feats.failed  # 20 windows of 30 s
+
+
+def test_bad_clips_are_collected_with_reasons_while_the_rest_completes(tiny, tmp_path, write_audio):
+    good = [write_audio("good1.wav", 1.0), write_audio("good2.wav", 1.0, seed=3)]
+    text = tmp_path / "text.wav"
+    text.write_text("not audio")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    nan = tone(1.0, 16000)
+    nan[5] = np.nan
+    short = write_audio("short.wav", 0.01)
+    clips = {"good1": good[0], "text": text, "empty": empty, "missing": tmp_path / "nope.wav",
+             "nan": (nan, 16000), "short": short, "good2": good[1]}
+    feats = m2v.extract(tiny, clips, progress=False)
+    assert feats.clips == ["good1", "good2"] and feats.source_index.tolist() == [0, 6]
+    assert set(feats.failed) == {"text", "empty", "missing", "nan", "short"}
+    assert "cannot decode" in feats.failed["text"] and "empty" in feats.failed["empty"]
+    assert "not found" in feats.failed["missing"] and "NaN" in feats.failed["nan"]
+    assert "at least 400 samples" in feats.failed["short"]
+    with pytest.raises(m2v.AudioError, match="text.wav"):
+        m2v.extract(tiny, [good[0], text], on_error="raise", progress=False)
+
+
+def test_dataframe_input_and_align_give_labels_for_the_extracted_rows(tiny, tmp_path, write_audio):
+    frame = pd.DataFrame({"path": [str(write_audio("a.wav", 1.0)), str(tmp_path / "gone.wav"),
+                                   str(write_audio("b.wav", 1.0, seed=2))],
+                          "label": ["x", "y", "z"]})
+    feats = m2v.extract(tiny, frame, progress=False)
+    assert feats.align(frame)["label"].tolist() == ["x", "z"]
+
+
+def test_layer_subset_by_index_and_name(tiny, write_audio):
+    path = write_audio("a.wav", 1.0)
+    full = m2v.extract(tiny, [path], progress=False)
+    some = m2v.extract(tiny, [path], layers=[0, "block_6", 12], progress=False)
+    assert some.layer_names == ("pre_transformer", "block_6", "block_12")
+    np.testing.assert_array_equal(some.pooled, full.pooled[[0, 6, 12]])
+    np.testing.assert_array_equal(full.select(layers=["block_6"]).pooled, full.pooled[[6]])
+    with pytest.raises(m2v.ModelError, match="0 = pre_transformer"):
+        m2v.extract(tiny, [path], layers=[13], progress=False)
+
+
+def test_pool_none_features_refuse_pooled_access_with_the_fix(tiny, write_audio):
+    feats = m2v.extract(tiny, [write_audio("a.wav", 1.0)], pool=None, progress=False)
+    with pytest.raises(m2v.FeaturesError, match=r"pool\('mean'\)"):
+        feats.pooled
+    assert feats.pool("mean").pooled.shape == (13, 1, 96)
+
+
+def test_window_given_in_samples_is_caught(tiny, write_audio):
+    with pytest.raises(m2v.AudioError, match="samples instead of seconds"):
+        m2v.extract(tiny, [write_audio("a.wav", 1.0)], window=480000, progress=False)
+
+
+def test_mert_style_model_at_24khz_resamples_and_uses_its_context(tiny_mert, write_audio):
+    path = write_audio("a.wav", 6.0, rate=44100)
+    feats = m2v.extract(tiny_mert, [path], pool=None, progress=False)
+    assert feats.meta["window_seconds"] == 5.0 and feats.meta["sample_rate"] == 24000
+    assert [n for _, n, _ in feats.windows[0]] == [120000, 24000]
+    assert feats.frames(0).shape == (7, tiny_mert.num_frames(120000) + tiny_mert.num_frames(24000), 64)
