@@ -100,7 +100,7 @@ class Features:
         if self._frames is None:
             raise FeaturesError(f"these features were pooled ({self.pooling}) at extraction; extract again "
                                 "with pool=None to get frames.")
-        k = self._index(i)
+        k = self.position(i)
         source = self._frames[k]
         return source() if callable(source) else source
 
@@ -109,10 +109,11 @@ class Features:
         rate = self.meta["sample_rate"]
         stride, field = self.meta["frame_stride"], self.meta["receptive_field"]
         times = [(start + np.arange(n_frames) * stride + field / 2) / rate
-                 for start, _, n_frames in self.windows[self._index(i)]]
+                 for start, _, n_frames in self.windows[self.position(i)]]
         return np.concatenate(times) if times else np.zeros(0)
 
-    def _index(self, i: int | str) -> int:
+    def position(self, i: int | str) -> int:
+        """Position on the clip axis of clip `i` (an index, negative allowed, or a clip id)."""
         if isinstance(i, str):
             try:
                 return self.clips.index(i)
@@ -146,7 +147,7 @@ class Features:
     def select(self, *, layers=None, clips=None) -> "Features":
         """A view on some layers (indices among the model's states, or names) and/or clips."""
         lp = self._layer_positions(layers)
-        cp = list(range(len(self))) if clips is None else [self._index(c) for c in np.atleast_1d(clips)]
+        cp = list(range(len(self))) if clips is None else [self.position(c) for c in np.atleast_1d(clips)]
         frames = None
         if self._frames is not None:
             frames = [_LayerSlice(self._frames[c], lp) for c in cp]
