@@ -26,6 +26,8 @@ else
 	# torch first, pinned: on this project's CI machines it is a local CPU wheel (no CUDA download)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# tinysoundfont renders the teaching set; --no-deps skips pyaudio, which it needs only for live playback
+	$(PY) -m pip install --quiet --no-deps "tinysoundfont>=0.3"
 endif
 	@touch $(STAMP)
 
