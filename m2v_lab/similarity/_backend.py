@@ -1,0 +1,133 @@
+"""NumPy by default, torch on request: the few array operations the CKA kernels need.
+
+The kernels are written once with operators both libraries share (``@``, ``.sum(axis)``,
+slicing, ``.reshape``); this module supplies the rest.  Everything is float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+
+__all__ = ["get_backend"]
+
+
+class _NumpyBackend:
+    name = "numpy"
+    _STRIP = 1024
+
+    def asarray(self, x):
+        return np.asarray(x, dtype=np.float64)
+
+    def to_numpy(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    def eye(self, n):
+        return np.eye(n)
+
+    def accumulator(self, shape):
+        """Zeros that :meth:`add_gram` / :meth:`add_cross` update in place (Fortran order for BLAS)."""
+        return np.zeros(shape, order="F")
+
+    def add_gram(self, C, Z):
+        """``C += ZᵀZ`` in place, upper triangle only (BLAS syrk); :meth:`finish_gram` mirrors it.
+
+        In place, because a temporary ``ZᵀZ`` would double the memory of large accumulators.
+        """
+        from scipy.linalg import blas
+
+        out = blas.dsyrk(1.0, Z.T, beta=1.0, c=C, trans=0, lower=0, overwrite_c=1)
+        if out is not C:
+            C[...] = out
+
+    def add_cross(self, C, X, Y):
+        """``C += XᵀY`` in place (BLAS gemm)."""
+        from scipy.linalg import blas
+
+        out = blas.dgemm(1.0, X.T, Y.T, beta=1.0, c=C, trans_b=1, overwrite_c=1)
+        if out is not C:
+            C[...] = out
+
+    def finish_gram(self, C):
+        """Copy the upper triangle of ``C`` to the lower, a strip at a time."""
+        n = C.shape[0]
+        for r0 in range(0, n, self._STRIP):
+            r1 = min(n, r0 + self._STRIP)
+            D = C[r0:r1, r0:r1]
+            D[...] = np.triu(D) + np.triu(D, 1).T
+            C[r1:, r0:r1] = C[r0:r1, r1:].T
+
+    def mT(self, x):
+        return np.swapaxes(x, -1, -2)
+
+    def rows(self, x):
+        """``(layers, m, dim)`` → ``(m, layers·dim)``, layer-major columns."""
+        return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(x.shape[1], -1)
+
+    def exp(self, x):
+        return np.exp(x)
+
+    def median(self, x) -> float:
+        return float(np.median(x))
+
+
+class _TorchBackend:
+    def __init__(self, device):
+        try:
+            import torch
+        except ImportError as err:  # torch is a dependency, but keep the message useful
+            raise AnalysisError(f"device={device!r} needs torch; install it or use device=None (NumPy).") from err
+        self._torch = torch
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise AnalysisError(f"device={device!r}: CUDA is not available here; use device=None (NumPy on CPU).")
+        self.name = f"torch:{self.device}"
+
+    def asarray(self, x):
+        # Move in the input precision, widen on the device: half the transfer for float32 features.
+        return self._torch.as_tensor(np.asarray(x), device=self.device).to(self._torch.float64)
+
+    def to_numpy(self, x) -> np.ndarray:
+        return x.detach().cpu().numpy() if isinstance(x, self._torch.Tensor) else np.asarray(x)
+
+    def zeros(self, shape):
+        return self._torch.zeros(shape, dtype=self._torch.float64, device=self.device)
+
+    def eye(self, n):
+        return self._torch.eye(n, dtype=self._torch.float64, device=self.device)
+
+    def accumulator(self, shape):
+        return self.zeros(shape)
+
+    def add_gram(self, C, Z):
+        C.addmm_(Z.T, Z)
+
+    def add_cross(self, C, X, Y):
+        C.addmm_(X.T, Y)
+
+    def finish_gram(self, C):
+        """Nothing to do: :meth:`add_gram` fills all of ``C``."""
+
+    def mT(self, x):
+        return x.transpose(-1, -2)
+
+    def rows(self, x):
+        return x.permute(1, 0, 2).reshape(x.shape[1], -1)
+
+    def exp(self, x):
+        return self._torch.exp(x)
+
+    def median(self, x) -> float:
+        # numpy's median (mean of the two middle values), which the RBF bandwidth is defined with
+        v = x.reshape(-1).sort().values
+        m = v.numel()
+        return float((v[(m - 1) // 2] + v[m // 2]) / 2)
+
+
+def get_backend(device):
+    """NumPy for ``device=None``; torch on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) otherwise."""
+    return _NumpyBackend() if device is None else _TorchBackend(device)

@@ -1,0 +1,320 @@
+"""Centred kernel alignment (Kornblith et al. 2019) for one pair and for all layer pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ._backend import get_backend
+from ._inputs import (
+    Stack,
+    as_stacks,
+    constant_layers,
+    default_layer_names,
+    frame_stream,
+    is_stream,
+    iter_chunk_pairs,
+    warn_constant,
+)
+from .hsic import FeatureMoments, gram_stats, hsic, rbf_hsic
+from .result import SimilarityResult
+
+__all__ = ["cka", "cka_layers", "choose_method"]
+
+_METHODS = ("auto", "gram", "feature", "minibatch")
+_DEFAULT_FRACTION = 0.5
+
+
+def choose_method(n: int, layers_a: int, dim_a: int, layers_b: int | None = None, dim_b: int | None = None) -> str:
+    """``"gram"`` or ``"feature"``, whichever needs fewer multiply-adds for all pairs.
+
+    Within one model: Gram space costs ``L·n²·d + L²·n²/2``, feature space ``L²·n·d²/2``,
+    so feature space wins once ``n > L·d²/(2d + L)`` (about 5,000 for 13 × 768).
+    """
+    if layers_b is None:
+        gram = layers_a * n * n * dim_a + layers_a**2 * n * n / 2
+        feature = layers_a**2 * n * dim_a**2 / 2
+    else:
+        gram = n * n * (layers_a * dim_a + layers_b * dim_b) + layers_a * layers_b * n * n
+        feature = n * layers_a * dim_a * layers_b * dim_b + n * (layers_a * dim_a**2 + layers_b * dim_b**2)
+    return "gram" if gram <= feature else "feature"
+
+
+def _centred(stack: Stack, backend):
+    x = backend.asarray(stack.data)
+    return x - x.mean(1)[:, None, :]
+
+
+class _Extremes:
+    """Running per-layer min and max over a stream, to detect constant layers."""
+
+    def __init__(self):
+        self.lo = self.hi = None
+
+    def update(self, chunk: np.ndarray) -> None:
+        lo, hi = chunk.min(axis=1), chunk.max(axis=1)
+        self.lo = lo if self.lo is None else np.minimum(self.lo, lo)
+        self.hi = hi if self.hi is None else np.maximum(self.hi, hi)
+
+    def constant(self) -> np.ndarray:
+        return (self.lo == self.hi).all(axis=1)
+
+
+def _to_cka(H_ab, H_aa, H_bb, bad_a, bad_b):
+    """Normalise HSIC to CKA; NaN in rows/columns of layers without (positive) self-HSIC."""
+    bad_a = bad_a | ~(H_aa > 0)
+    bad_b = bad_b | ~(H_bb > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = H_ab / np.sqrt(np.outer(np.where(bad_a, np.nan, H_aa), np.where(bad_b, np.nan, H_bb)))
+    return values, bad_a, bad_b
+
+
+def _min_n(n: int, debiased: bool, where: str) -> None:
+    need = 4 if debiased else 2
+    if n < need:
+        raise AnalysisError(
+            f"{where} has n={n} samples; {'debiased' if debiased else 'biased'} CKA needs at least {need}."
+        )
+
+
+def _rebatch(pairs, batch_size: int | None):
+    """Yield ``(a, b)`` minibatches of ``batch_size`` samples from chunk pairs.
+
+    With ``batch_size=None`` each chunk is one batch.  A final remainder of fewer than 4
+    samples (too few for the unbiased estimator) joins the batch before it.
+    """
+    pending, buf_a, buf_b, held = None, [], [], 0
+
+    def cut(k):
+        nonlocal buf_a, buf_b, held
+        a = np.concatenate(buf_a, axis=1)
+        b = None if buf_b[0] is None else np.concatenate(buf_b, axis=1)
+        buf_a, buf_b = [a[:, k:]], [None if b is None else b[:, k:]]
+        held -= k
+        return a[:, :k], None if b is None else b[:, :k]
+
+    for ca, cb in pairs:
+        buf_a.append(ca)
+        buf_b.append(cb)
+        held += ca.shape[1]
+        while held >= (batch_size or 1) and held >= 4:
+            batch = cut(batch_size or held)
+            if pending is not None:
+                yield pending
+            pending = batch
+    if held:
+        tail = cut(held)
+        if tail[0].shape[1] < 4 and pending is not None:
+            tail = tuple(None if p is None else np.concatenate([p, t], axis=1) for p, t in zip(pending, tail))
+        elif pending is not None:
+            yield pending
+        pending = tail
+    if pending is not None:
+        yield pending
+
+
+def _minibatch_hsic(pairs, backend, cross: bool):
+    """Sample-weighted mean of per-batch unbiased HSIC (Nguyen, Raghu & Kornblith 2021)."""
+    sums, n, n_batches = None, 0, 0
+    ext_a, ext_b = _Extremes(), _Extremes()
+    for ca, cb in pairs:
+        m = ca.shape[1]
+        _min_n(m, True, f"minibatch {n_batches}")
+        ext_a.update(ca)
+        xa = backend.asarray(ca)
+        xa = xa - xa.mean(1)[:, None, :]
+        if cross:
+            ext_b.update(cb)
+            xb = backend.asarray(cb)
+            xb = xb - xb.mean(1)[:, None, :]
+        H = hsic(gram_stats(xa, xb if cross else None, backend), debiased=True)
+        # Weight by batch size: a short last batch counts for what it holds.
+        sums = [m * h for h in H] if sums is None else [s + m * h for s, h in zip(sums, H)]
+        n += m
+        n_batches += 1
+    if sums is None:
+        raise AnalysisError("the minibatch stream yielded no samples.")
+    return [s / n for s in sums], n, n_batches, ext_a.constant(), (ext_b if cross else ext_a).constant()
+
+
+def _stream_cka(A, B, *, debiased, method, batch_size, backend):
+    pairs = iter_chunk_pairs(A, B)
+    cross = B is not None
+    if method == "minibatch":
+        H, n, n_batches, const_a, const_b = _minibatch_hsic(_rebatch(pairs, batch_size), backend, cross)
+        return H, n, const_a, const_b, {"batches": n_batches}
+    moments, ext_a, ext_b = FeatureMoments(backend, cross=cross), _Extremes(), _Extremes()
+    layers = None
+    for ca, cb in pairs:
+        moments.update(ca, cb)
+        ext_a.update(ca)
+        if cross:
+            ext_b.update(cb)
+        layers = (ca.shape[0], None if cb is None else cb.shape[0])
+    if layers is None:
+        raise AnalysisError("the feature stream A yielded no chunks.")
+    _min_n(moments.n, debiased, "the stream")
+    H = hsic(moments.stats(), debiased=debiased)
+    return H, moments.n, ext_a.constant(), (ext_b if cross else ext_a).constant(), {}
+
+
+def _array_cka(sa: Stack, sb: Stack | None, *, debiased, kernel, fraction, method, batch_size, backend):
+    const_a = constant_layers(sa.data)
+    const_b = const_a if sb is None else constant_layers(sb.data)
+    if method == "minibatch":
+        bs = batch_size
+        pieces = ((sa.data[:, i : i + bs], None if sb is None else sb.data[:, i : i + bs]) for i in range(0, sa.n, bs))
+        H, _, n_batches, _, _ = _minibatch_hsic(_rebatch(pieces, None), backend, sb is not None)
+        return H, const_a, const_b, {"batches": n_batches}
+    _min_n(sa.n, debiased, sa.label)
+    if kernel == "rbf":
+        xa = _centred(sa, backend)
+        xb = None if sb is None else _centred(sb, backend)
+        deg_a = const_a.copy()
+        deg_b = deg_a if sb is None else const_b.copy()
+        H = rbf_hsic(xa, xb, fraction=fraction, debiased=debiased, backend=backend, degenerate_a=deg_a, degenerate_b=deg_b)
+        return H, deg_a, deg_b, {}
+    if method == "gram":
+        stats = gram_stats(_centred(sa, backend), None if sb is None else _centred(sb, backend), backend)
+        return hsic(stats, debiased=debiased), const_a, const_b, {}
+    # Feature space with the exact means as shifts: the sums are already centred.
+    moments = FeatureMoments(
+        backend,
+        cross=sb is not None,
+        shift_a=sa.data.mean(1, dtype=np.float64),
+        shift_b=None if sb is None else sb.data.mean(1, dtype=np.float64),
+    )
+    moments.update(sa.data, None if sb is None else sb.data)
+    return hsic(moments.stats(), debiased=debiased), const_a, const_b, {}
+
+
+def _check_options(kernel, method, batch_size, debiased, streaming):
+    if kernel not in ("linear", "rbf"):
+        raise AnalysisError(f"kernel={kernel!r}: use 'linear' or 'rbf'.")
+    if method not in _METHODS:
+        raise AnalysisError(f"method={method!r}: use one of {_METHODS}.")
+    if kernel == "rbf" and method not in ("auto", "gram"):
+        raise AnalysisError(f"kernel='rbf' is computed in Gram space only; use method='gram' (not {method!r}).")
+    if method == "minibatch":
+        if not debiased:
+            raise AnalysisError(
+                "minibatch CKA averages the unbiased HSIC of each batch; a biased per-batch HSIC "
+                "depends on the batch size. Use debiased=True, or another method for biased CKA."
+            )
+        if batch_size is None and not streaming:
+            raise AnalysisError("method='minibatch' on arrays needs batch_size (samples per batch, at least 4).")
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 4):
+            raise AnalysisError(f"batch_size={batch_size!r}: give an integer of at least 4.")
+    elif batch_size is not None:
+        raise AnalysisError(f"batch_size is for method='minibatch' only (got method={method!r}).")
+    if streaming and method not in ("auto", "feature", "minibatch"):
+        raise AnalysisError(f"a stream of chunks can be compared with method='feature' or 'minibatch', not {method!r}.")
+
+
+def cka_layers(
+    A,
+    B=None,
+    *,
+    debiased: bool = True,
+    kernel: str = "linear",
+    sigma: float | None = None,
+    method: str = "auto",
+    batch_size: int | None = None,
+    device=None,
+    rows: Sequence[str] | None = None,
+    cols: Sequence[str] | None = None,
+    labels: tuple[str, str] = ("A", "B"),
+) -> SimilarityResult:
+    """CKA of every layer of A with every layer of B; see :func:`~m2v_lab.similarity.layer_similarity`."""
+    A, rows = frame_stream(A, rows)
+    B, cols = frame_stream(B, cols)
+    streaming = is_stream(A) or (B is not None and is_stream(B))
+    _check_options(kernel, method, batch_size, debiased, streaming)
+    backend = get_backend(device)
+    fraction = _DEFAULT_FRACTION if sigma is None else float(sigma)
+    if not fraction > 0:
+        raise AnalysisError(f"sigma={sigma!r}: the RBF bandwidth fraction must be positive (e.g. 0.5).")
+    details = {"kernel": kernel, "backend": backend.name}
+    if kernel == "rbf":
+        details["sigma"] = fraction
+    if streaming:
+        if B is not None and not (is_stream(A) and is_stream(B)):
+            raise AnalysisError("A and B must both be streams of chunks, or both arrays.")
+        method = "feature" if method == "auto" else method
+        H, n, bad_a, bad_b, extra = _stream_cka(
+            A, B, debiased=debiased, method=method, batch_size=batch_size, backend=backend
+        )
+        row_names = tuple(rows) if rows is not None else tuple(default_layer_names(len(bad_a)))
+        col_names = row_names if B is None else (tuple(cols) if cols is not None else tuple(default_layer_names(len(bad_b))))
+        for names, bad, lab in ((row_names, bad_a, labels[0]), (col_names, bad_b, labels[1])):
+            if len(names) != len(bad):
+                raise AnalysisError(f"{lab} chunks have {len(bad)} layers but {len(names)} names were given.")
+    else:
+        sa, sb = as_stacks(A, B, rows=rows, cols=cols, labels=labels)
+        if method == "auto":
+            method = "gram" if kernel == "rbf" else choose_method(
+                sa.n, *sa.data.shape[::2], *(() if sb is None else sb.data.shape[::2])
+            )
+        H, bad_a, bad_b, extra = _array_cka(
+            sa, sb, debiased=debiased, kernel=kernel, fraction=fraction, method=method,
+            batch_size=batch_size, backend=backend,
+        )  # fmt: skip
+        n, row_names = sa.n, sa.names
+        col_names = row_names if sb is None else sb.names
+    values, bad_a, bad_b = _to_cka(*H, bad_a, bad_b)
+    warn_constant(row_names, bad_a, labels[0], n)
+    if B is not None:
+        warn_constant(col_names, bad_b, labels[1], n)
+    if method == "minibatch":
+        details["batch_size"] = batch_size
+    details.update(extra)
+    return SimilarityResult(
+        values=values,
+        rows=row_names,
+        cols=col_names,
+        measure="cka",
+        estimator="debiased" if debiased else "biased",
+        method=method,
+        n=n,
+        details=details,
+    )
+
+
+def cka(X, Y, *, kernel: str = "linear", debiased: bool = False, sigma: float | None = None) -> float:
+    """CKA between two representations of the same samples.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, dim_x)
+    Y : array_like, shape (n, dim_y)
+    kernel : {"linear", "rbf"}
+    debiased : bool
+        Use the unbiased HSIC of Song et al. (2012).  Biased CKA of independent data is far
+        from 0 when n is not much larger than the dimension (0.94 at n=50, d=768).
+    sigma : float, optional
+        RBF only: bandwidth as a fraction of the median pairwise distance
+        (``σ² = sigma² · median‖x_i - x_j‖²`` as in Kornblith et al.'s code); default 0.5.
+
+    Returns
+    -------
+    float
+        1 for identical representations; NaN (with a warning) when X or Y is constant.
+
+    Notes
+    -----
+    Linear CKA is invariant to orthogonal transforms, isotropic scaling and translation of
+    either input; RBF CKA with a median-scaled bandwidth too.
+    """
+    arrays = []
+    for arr, name in ((X, "X"), (Y, "Y")):
+        arr = np.asarray(arr)
+        if arr.ndim != 2:
+            raise AnalysisError(f"{name} has shape {arr.shape}; cka() compares two (n, dim) arrays.")
+        arrays.append(arr[None])
+    result = cka_layers(
+        arrays[0], arrays[1], debiased=debiased, kernel=kernel, sigma=sigma, method="gram",
+        rows=["X"], cols=["Y"], labels=("X", "Y"),
+    )  # fmt: skip
+    return float(result.values[0, 0])

@@ -1,0 +1,93 @@
+"""The layers × layers result every similarity function returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import AnalysisError
+
+__all__ = ["SimilarityResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class SimilarityResult:
+    """Similarity of every layer of A (rows) with every layer of B (columns).
+
+    Attributes
+    ----------
+    values : ndarray, shape (layers_A, layers_B), float64
+        NaN where a layer has no variance.
+    rows, cols : tuple of str
+        Layer names of A and B (for a within-model map, the same).
+    measure : str
+        ``"cka"``, ``"rsa"``, ``"procrustes"``, ``"svcca"``, ``"pwcca"`` or ``"mutual_knn"``.
+    estimator : str
+        For CKA ``"biased"`` or ``"debiased"``; for other measures, how values are formed
+        (e.g. ``"spearman"`` for RSA).
+    method : str
+        How it was computed: ``"gram"``, ``"feature"``, ``"minibatch"`` or ``"svd"``.
+    n : int
+        Number of samples compared.
+    details : dict
+        Options that shape the values (kernel, bandwidth, distance, k, batch size, backend).
+    ci_low, ci_high : ndarray, shape (layers_A, layers_B), optional
+        Confidence bounds, from :func:`~m2v_lab.similarity.similarity_ci`.
+    p_values : ndarray, shape (layers_A, layers_B), optional
+        From :func:`~m2v_lab.similarity.permutation_test`.
+    replicates : ndarray, shape (resamples, layers_A, layers_B), optional
+        The resampled or permuted values behind ``ci_*`` or ``p_values``.
+    """
+
+    values: np.ndarray
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    measure: str
+    estimator: str
+    method: str
+    n: int
+    details: dict = field(default_factory=dict)
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+    p_values: np.ndarray | None = None
+    replicates: np.ndarray | None = None
+
+    @property
+    def title(self) -> str:
+        """Short description for figure titles, e.g. ``"CKA (linear, debiased), n = 2000"``."""
+        kernel = self.details.get("kernel")
+        what = f"{kernel}, {self.estimator}" if kernel else self.estimator
+        return f"{self.measure.upper().replace('_', ' ')} ({what}), n = {self.n}"
+
+    def to_frame(self, what: str = "values"):
+        """A pandas DataFrame indexed by ``rows`` with ``cols`` as columns.
+
+        Parameters
+        ----------
+        what : {"values", "ci_low", "ci_high", "p_values"}
+        """
+        import pandas as pd
+
+        arr = getattr(self, what) if what in ("values", "ci_low", "ci_high", "p_values") else None
+        if arr is None:
+            raise AnalysisError(f"what={what!r}: this result holds no such array; use 'values'.")
+        frame = pd.DataFrame(arr, index=pd.Index(self.rows, name="A"), columns=pd.Index(self.cols, name="B"))
+        frame.attrs.update(measure=self.measure, estimator=self.estimator, method=self.method, n=self.n)
+        return frame
+
+    def with_(self, **changes) -> SimilarityResult:
+        """A copy with some fields replaced (used to attach confidence intervals or p-values)."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}" for k in ("ci_low", "p_values") if getattr(self, k) is not None)
+        return (
+            f"SimilarityResult({self.title}, {len(self.rows)}×{len(self.cols)} layers, "
+            f"method={self.method!r}{extra})"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{self.title}</b> &middot; method {self.method}</p>" + self.to_frame().to_html(
+            float_format=lambda v: f"{v:.3f}"
+        )

@@ -1,0 +1,125 @@
+"""Confidence intervals over groups and the permutation null."""
+
+import numpy as np
+import pytest
+
+from m2v_lab.errors import AnalysisError
+from m2v_lab.similarity import permutation_test, similarity_ci
+from m2v_lab.similarity.resampling import _permuted_index, group_blocks, group_subsamples
+
+
+def related(rng, n, d=5, noise=1.0):
+    """Layer 0: X; layer 1: X + noise (population linear CKA 1/(1+noise²)); layer 2: independent."""
+    X = rng.standard_normal((n, d))
+    return np.stack([X, X + noise * rng.standard_normal((n, d)), rng.standard_normal((n, d))])
+
+
+def test_group_subsamples_take_whole_groups_without_replacement():
+    codes = np.repeat(np.arange(10), 3)
+    rng = np.random.default_rng(0)
+    for idx in group_subsamples(codes, 4, 20, rng):
+        assert idx.size == 12 and np.unique(idx).size == 12
+        taken = np.unique(codes[idx])
+        assert taken.size == 4 and np.isin(np.flatnonzero(np.isin(codes, taken)), idx).all()
+
+
+def test_group_blocks_delete_each_group_exactly_once():
+    codes = np.repeat(np.arange(7), 2)
+    kept = group_blocks(codes, 3, np.random.default_rng(0))
+    deleted = np.concatenate([np.setdiff1d(np.arange(14), idx) for idx in kept])
+    np.testing.assert_array_equal(np.sort(deleted), np.arange(14))
+    assert all(np.unique(codes[np.setdiff1d(np.arange(14), idx)]).size * 2 == 14 - idx.size for idx in kept)
+
+
+@pytest.mark.parametrize("scheme", ["subsample", "jackknife"])
+def test_interval_brackets_estimate_and_excludes_or_includes_zero(scheme):
+    A = related(np.random.default_rng(2), 120)
+    res = similarity_ci(A, scheme=scheme, n_resamples=40)
+    assert res.ci_low.shape == res.values.shape == (3, 3)
+    assert (res.ci_low <= res.values + 1e-12).all() and (res.values <= res.ci_high + 1e-12).all()
+    assert res.ci_low[0, 1] > 0.2  # related layers
+    assert res.ci_low[0, 2] < 0 < res.ci_high[0, 2]  # independent layers (debiased ≈ 0)
+    assert res.replicates.shape[1:] == (3, 3) and "ci" in res.details
+
+
+def test_subsamples_of_independent_data_are_not_inflated():
+    # a bootstrap with replacement would push debiased CKA of independent data far above 0
+    A = related(np.random.default_rng(3), 80, d=20)
+    res = similarity_ci(A, n_resamples=30)
+    assert abs(np.mean(res.replicates[:, 0, 2])) < 0.05
+
+
+def test_interval_narrows_with_more_samples():
+    rng = np.random.default_rng(4)
+    small = similarity_ci(related(rng, 60), n_resamples=40)
+    large = similarity_ci(related(rng, 480), n_resamples=40)
+    assert (large.ci_high - large.ci_low)[0, 1] < 0.6 * (small.ci_high - small.ci_low)[0, 1]
+
+
+def test_grouping_widens_interval_for_repeated_clips_of_a_track():
+    rng = np.random.default_rng(5)
+    tracks = related(rng, 60)
+    clips = np.repeat(tracks, 4, axis=1) + 0.05 * rng.standard_normal((3, 240, 5))
+    groups = np.repeat(np.arange(60), 4)
+    naive = similarity_ci(clips, n_resamples=40)
+    grouped = similarity_ci(clips, groups=groups, n_resamples=40)
+    assert (grouped.ci_high - grouped.ci_low)[0, 1] > 1.5 * (naive.ci_high - naive.ci_low)[0, 1]
+
+
+def test_subsample_interval_coverage_is_near_nominal():
+    rng = np.random.default_rng(6)
+    truth = 1 / (1 + 1.0**2)  # population CKA of X and X + noise
+    covered = 0
+    for _ in range(30):
+        res = similarity_ci(related(rng, 100)[:2], n_resamples=40, level=0.9)
+        covered += res.ci_low[0, 1] <= truth <= res.ci_high[0, 1]
+    assert covered >= 23  # nominal 27 of 30
+
+
+def test_ci_options_are_checked():
+    A = related(np.random.default_rng(0), 20)
+    with pytest.raises(AnalysisError, match="scheme"):
+        similarity_ci(A, scheme="bootstrap")
+    with pytest.raises(AnalysisError, match="one group label per sample"):
+        similarity_ci(A, groups=np.arange(19))
+    with pytest.raises(AnalysisError, match="fraction"):
+        similarity_ci(A, fraction=1.0)
+
+
+def test_permutation_test_separates_related_from_independent_layers():
+    A = related(np.random.default_rng(0), 80)
+    res = permutation_test(A, n_permutations=99)
+    assert res.p_values[0, 1] == pytest.approx(1 / 100)
+    assert res.replicates.shape == (99, 3, 3)
+    assert abs(res.replicates[:, 0, 2].mean()) < 0.02  # the null of debiased CKA is centred on 0
+
+
+def test_permutation_p_values_of_independent_layers_are_roughly_uniform():
+    rng = np.random.default_rng(10)
+    p = np.array([permutation_test(related(rng, 40), n_permutations=39).p_values[0, 2] for _ in range(25)])
+    assert 0.3 < p.mean() < 0.7 and (p < 0.05).mean() <= 0.15
+
+
+def test_permutation_across_models_and_with_other_measures():
+    rng = np.random.default_rng(8)
+    A = related(rng, 60)
+    B = A[:2, :, :3] + 0.3 * rng.standard_normal((2, 60, 3))
+    res = permutation_test(A, B, n_permutations=49, measure="rsa")
+    assert res.p_values.shape == (3, 2) and res.p_values[0, 0] == pytest.approx(1 / 50)
+
+
+def test_group_permutation_moves_whole_groups_and_needs_equal_sizes():
+    codes = np.repeat(np.arange(5), 3)
+    idx = _permuted_index(codes, np.random.default_rng(0))
+    for g in range(5):
+        assert np.unique(codes[idx[codes == g]]).size == 1
+    with pytest.raises(AnalysisError, match="equal sizes"):
+        permutation_test(related(np.random.default_rng(0), 16), groups=np.r_[np.zeros(6), np.ones(10)])
+
+
+def test_constant_layer_gives_nan_p_values():
+    A = related(np.random.default_rng(9), 30)
+    A[2] = 1.0
+    with pytest.warns(RuntimeWarning, match="block_2"):
+        res = permutation_test(A, n_permutations=9)
+    assert np.isnan(res.p_values[2]).all() and np.isfinite(res.p_values[:2, :2]).all()
