@@ -1,0 +1,126 @@
+"""Figures of probing results: the layer curve and learned layer weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+
+__all__ = ["layer_curve", "layer_weights"]
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    return ax
+
+
+def _layer_ticks(ax, names) -> None:
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
+
+
+def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True, baselines: bool = True,
+                control: bool = True, level: float = 0.95, label: str | None = None, color=None):
+    """Mean score per layer with its interval band; baselines dashed, the control task dotted.
+
+    Parameters
+    ----------
+    result : ProbeResult
+        From :func:`m2v_lab.probing.probe_layers`.
+    ax : matplotlib Axes, optional
+    metric : str, optional
+        Default: the task's primary metric (accuracy, roc_auc, r2).
+    band : bool
+        Shade the ``level`` interval across folds (Nadeau–Bengio corrected).
+    baselines : bool
+        Chance / majority as grey dashed lines; each feature baseline dashed: a
+        curve when it has as many layers as the model (a random-init twin),
+        otherwise a line at its best layer.
+    control : bool
+        The control task's per-layer curve, dotted (when it was run).
+    level : float
+    label, color :
+        Legend label and colour of the model curve (overlay several results on one ax).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    ax = _axes(ax)
+    metric = result._metric(metric)
+    table = result.summary(source=None, level=level)
+    table = table[table["metric"] == metric]
+    model = table[table["source"] == "model"].sort_values("layer")
+    x = model["layer"].to_numpy()
+    line, = ax.plot(x, model["mean"], marker="o", ms=4, color=color,
+                    label=label or f"{result.probe} probe ({result.n_samples} samples)")
+    if band and model["ci_low"].notna().all():
+        ax.fill_between(x, model["ci_low"], model["ci_high"], color=line.get_color(), alpha=0.2, lw=0,
+                        label=f"{level:.0%} interval")
+    if baselines:
+        refs = result.baselines
+        refs = refs[(refs["metric"] == metric) & (refs["kind"] == "reference")]
+        for (_, row), shade in zip(refs.iterrows(), ("0.55", "0.3")):
+            ax.axhline(row["mean"], ls="--", lw=1, color=shade, label=f"{row['name']} {row['mean']:.3f}")
+        for source in result.sources:
+            if source in ("model", "control"):
+                continue
+            rows = table[table["source"] == source].sort_values("layer")
+            if len(rows) == len(model):
+                ax.plot(x, rows["mean"], ls="--", lw=1.2, label=source)
+            else:
+                best = rows.loc[rows["mean"].idxmax()]
+                where = f" ({best['layer_name']})" if len(rows) > 1 else ""
+                ax.plot(x[[0, -1]], [best["mean"]] * 2, ls="--", lw=1.2, label=f"{source}{where} {best['mean']:.3f}")
+    if control and "control" in result.sources:
+        rows = table[table["source"] == "control"].sort_values("layer")
+        ax.plot(x, rows["mean"], ls=":", lw=1.5, color=line.get_color(), label="control task")
+    _layer_ticks(ax, list(model["layer_name"]))
+    ax.set_xlabel("layer")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def layer_weights(weights, ax=None, *, layer_names=None, color=None):
+    """Learned layer weights: mean bar, ±sd across folds, one dot per fold, uniform share dashed.
+
+    Parameters
+    ----------
+    weights : LayerSumProbe (fitted) or array_like, shape (layers,) or (fits, layers)
+    ax : matplotlib Axes, optional
+    layer_names : sequence of str, optional
+        Default: the probe's, else ``0 … layers-1``.
+    color : optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if hasattr(weights, "weights_"):
+        layer_names = layer_names or weights.layer_names_
+        weights = weights.weights_
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    if w.ndim != 2:
+        raise AnalysisError(f"weights must be (layers,) or (fits, layers); got shape {np.shape(weights)}.")
+    n_layers = w.shape[1]
+    names = list(layer_names) if layer_names is not None else [str(i) for i in range(n_layers)]
+    if len(names) != n_layers:
+        raise AnalysisError(f"{len(names)} layer names for {n_layers} weights.")
+    ax = _axes(ax)
+    x = np.arange(n_layers)
+    sd = w.std(0, ddof=1) if len(w) > 1 else None
+    ax.bar(x, w.mean(0), yerr=sd, color=color, alpha=0.7, capsize=3,
+                  label=f"mean ± sd over {len(w)} fits" if sd is not None else "weight")
+    if len(w) > 1:
+        jitter = np.linspace(-0.2, 0.2, len(w))
+        ax.scatter((x[None] + jitter[:, None]).ravel(), w.ravel(), s=8, color="k", alpha=0.5, zorder=3)
+    ax.axhline(1 / n_layers, ls="--", lw=1, color="0.4", label=f"uniform 1/{n_layers}")
+    _layer_ticks(ax, names)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("softmax weight")
+    ax.legend(fontsize="small", frameon=False)
+    return ax

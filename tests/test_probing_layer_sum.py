@@ -1,0 +1,74 @@
+"""WeightedLayerSum and LayerSumProbe: softmax layer weights trained with a head under grouped CV."""
+
+import numpy as np
+import pytest
+import torch
+
+from m2v_lab.errors import AnalysisError
+from m2v_lab.probing import LayerSumProbe, WeightedLayerSum
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tracks(*, layers=4, n_tracks=60, segments=4, dim=8, classes=3, informative=2, signal=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    label = np.arange(n_tracks) % classes
+    rng.shuffle(label)
+    groups = np.repeat(np.arange(n_tracks), segments)
+    y = label[groups]
+    X = rng.standard_normal((layers, len(y), dim)).astype(np.float32)
+    X[informative, :, :classes] += signal * np.eye(classes)[y]
+    return X, y, groups
+
+
+def test_module_starts_uniform_and_sums_layers_by_softmax_weights():
+    mix = WeightedLayerSum(3)
+    x = torch.arange(3.0)[:, None, None].expand(3, 2, 4)  # layer i is all i
+    np.testing.assert_allclose(mix.weights.detach().numpy(), [1 / 3] * 3)
+    np.testing.assert_allclose(mix(x).detach().numpy(), np.ones((2, 4)))
+    with torch.no_grad():
+        mix.logits.copy_(torch.tensor([0.0, 0.0, 50.0]))
+    np.testing.assert_allclose(mix(x).detach().numpy(), np.full((2, 4), 2.0), atol=1e-6)
+    normed = WeightedLayerSum(3, layer_norm=True)(torch.randn(3, 5, 16) * 100)
+    assert normed.abs().max() < 10  # each layer normalised before the sum
+
+
+def test_weighted_sum_recovers_the_informative_layer_and_compares_with_single_layers():
+    X, y, groups = tracks(informative=2)
+    probe = LayerSumProbe(cv=4, lr=2e-2, max_epochs=30, patience=8).fit(X, y, groups=groups)
+    assert probe.weights_.shape == (4, 4)
+    assert (probe.weights_.argmax(1) == 2).all()
+    assert probe.weights_mean_[2] > 0.6 and probe.weights_sd_[2] < 0.15
+    np.testing.assert_allclose(probe.weights_.sum(1), 1, rtol=1e-5)
+    table = probe.comparison_.set_index(["probe", "metric"])["mean"]
+    assert table[("weighted sum", "accuracy")] > 0.7
+    assert table[("best layer, chosen in training fold", "accuracy")] > 0.7
+    assert probe.layer_result_.best_layer() == 2
+    assert list(probe.summary().columns) == ["layer", "layer_name", "weight_mean", "weight_sd"]
+
+
+def test_mlp_head_regression_runs_on_the_same_grouped_folds():
+    X, _, groups = tracks(informative=1, layers=3)
+    target = X[1, :, 0].astype(float) * 2 + 0.1
+    probe = LayerSumProbe(head="mlp", hidden=8, cv=3, lr=2e-2, max_epochs=15, patience=4, compare=False)
+    probe.fit(X, target, groups=groups)
+    assert probe.task_ == "regression" and probe.layer_result_ is None
+    assert probe.weights_mean_.argmax() == 1
+    assert set(probe.comparison_["metric"]) == {"r2", "pearson_r"}
+    assert "GroupKFold over 60 groups" in probe.cv_
+
+
+def test_bad_input_is_named():
+    X, y, groups = tracks()
+    with pytest.raises(AnalysisError, match="≥ 2 layers"):
+        LayerSumProbe().fit(X[:1], y, groups=groups)
+    with pytest.raises(AnalysisError, match="head='conv'"):
+        LayerSumProbe(head="conv")
+    with pytest.raises(AnalysisError, match="only one group"):
+        LayerSumProbe().fit(X, y, groups=np.ones(len(y)))
