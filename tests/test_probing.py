@@ -172,6 +172,18 @@ def test_control_task_sits_near_chance_and_selectivity_isolates_the_signal():
     assert majority == pytest.approx(1 / 3, abs=0.05)
 
 
+def test_control_task_stays_near_chance_when_labels_vary_within_groups():
+    # pitch within instrument: every group holds every class, in the same order
+    rng = np.random.default_rng(0)
+    classes, n_groups = 4, 24
+    y = np.tile(np.arange(classes), n_groups)
+    groups = np.repeat(np.arange(n_groups), classes)
+    X = rng.standard_normal((2, y.size, 8)) + 2.0 * np.eye(8)[y][None]
+    res = probe_layers(X, y, groups=groups, probe=RidgeProbe(ALPHAS), control_task=True, seeds=(0, 1, 2))
+    control = mean_of(res, "accuracy", source="control")
+    assert (control < 1 / classes + 0.15).all()
+
+
 def test_control_task_callable_is_used():
     X, y, groups = tracks(layers=2, informative=1)
     res = probe_layers(X, y, groups=groups, probe=RidgeProbe(ALPHAS), control_task=lambda y, g, seed: y)

@@ -70,14 +70,17 @@ def make_folds(y, *, groups=None, cv: int = 5, seed: int = 0, task: str = "auto"
 def control_codes(labels: Labels, groups: np.ndarray, folds: np.ndarray, *, seed: int) -> np.ndarray:
     """Control-task targets ``Y`` (n, k): group labels shuffled among the groups of each fold.
 
-    Hewitt & Liang's control task, grouped: every group keeps one random label
-    (the label of some group of its fold), so each fold keeps its real label
+    Hewitt & Liang's control task, grouped: every group gets one random label
+    (that of a random member of some group of its fold), so each fold keeps its real label
     distribution — train/test proportions stay as stratified — and a probe can
     only score above chance by telling groups apart.  ``groups`` are group codes
     (one code per sample when there are no groups).
     """
     rng = np.random.default_rng([seed, 0xC0])
-    _, first = np.unique(groups, return_index=True)
+    # A random member's label, not the first one's: when labels vary within a group (pitch within an
+    # instrument), first members share a label by construction (every instrument starts at C).
+    codes = np.unique(groups)
+    first = np.array([rng.choice(np.flatnonzero(groups == g)) for g in codes])
     group_rows = labels.Y[first]
     group_fold = folds[first]
     for k in np.unique(group_fold):
