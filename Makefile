@@ -46,7 +46,7 @@ notebooks: $(STAMP)
 # Re-run every notebook top to bottom and save its outputs (after changing a notebook or the package).
 execute-notebooks: $(STAMP)
 	for nb in notebooks/*.ipynb; do $(ENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+		--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; done
 
 benchmarks: $(STAMP)
 	for b in extract similarity probing; do $(PY) benchmarks/$$b.py || exit 1; done

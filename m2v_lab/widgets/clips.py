@@ -1,0 +1,243 @@
+"""ClipBrowser: filter clips by their labels, pick one, hear it, see it and one layer's frames over time."""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import OrderedDict
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from .. import audio
+from ..errors import FeaturesError
+from ..extract import extract
+from ..plot.clips import frame_features, spectrogram, waveform
+from ._rows import aligned_rows, label_choices
+from ._view import View, new_figure
+from .layers import LayerPicker, layer_text
+
+__all__ = ["ClipBrowser", "wav_bytes"]
+
+ALL = "(all)"
+
+
+def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM WAV of a mono float signal, peak-normalised when it would clip."""
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    buffer = io.BytesIO()
+    sf.write(buffer, wave / peak if peak > 1 else wave, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _text(value) -> str:
+    """A label as filter text; missing labels are empty."""
+    return "" if pd.isna(value) else str(value)
+
+
+class ClipBrowser(View):
+    """Browse the clips behind some features: filter, listen, and look at one layer over time.
+
+    Parameters
+    ----------
+    feats : Features
+        Pooled or frame-level features of the clips (from :func:`m2v_lab.extract`).
+    clips : DataFrame
+        The clip frame passed to ``extract`` (its label columns become filters).
+    model : LoadedModel, optional
+        The model that made ``feats``.  When ``feats`` is pooled and no ``frames`` are given, the
+        selected clip's frames are extracted with it on demand (the same settings as ``feats``).
+    frames : Features, optional
+        Frame-level features (``pool=None``) of the same clips, used instead of extracting.
+    cache_dir : path, bool or None
+        Passed to :func:`m2v_lab.extract` for on-demand extraction.
+    layer : int or str
+        Initial layer (position among the held layers, or name).
+    max_levels : int
+        Label columns with more distinct values than this get no filter.
+
+    Attributes
+    ----------
+    rows : DataFrame
+        One row per clip of ``feats``, in feature order.
+    filters : dict of str to ipywidgets.Dropdown
+        One per filterable label column; value ``"(all)"`` or a label (as text).
+    clip_select : ipywidgets.Select
+        The clips passing the filters; its value is the selected clip id.
+    layer : LayerPicker
+    player : ipywidgets.Audio
+        The selected clip as WAV at the model's rate, never autoplayed or looped.
+    visible_clips : list of str
+    selected_clip : str or None
+    wave : ndarray, shape (samples,)
+        The selected clip's audio as the model hears it (before normalisation).
+    clip_frames : ndarray, shape (layers, frames, dim), or None
+        The selected clip's frame features (None without a way to get them).
+    frame_times : ndarray, shape (frames,)
+    """
+
+    def __init__(self, feats, clips, *, model=None, frames=None, cache_dir=None, layer=-1, max_levels: int = 40):
+        self.feats, self.model, self.frame_feats, self.cache_dir = feats, model, frames, cache_dir
+        self.rows = aligned_rows(feats, clips)
+        self.sample_rate = int(feats.meta["sample_rate"])
+        if model is not None and model.fingerprint != feats.meta.get("fingerprint"):
+            raise FeaturesError(f"model={model.name!r} is not the model these features came from "
+                                f"({feats.meta.get('model')!r}, another fingerprint): pass the model given to extract.")
+        if frames is not None and frames.pooling is not None:
+            raise FeaturesError("frames= must be frame-level features (extract with pool=None).")
+        self._texts = {c: self.rows[c].map(_text) for c in label_choices(self.rows, max_levels=max_levels)}
+        self._frame_cache: OrderedDict[str, tuple] = OrderedDict()
+        self._relisting = False
+        self.visible_clips: list[str] = []
+        self.selected_clip: str | None = None
+        self.wave = np.zeros(0, np.float32)
+        self.clip_frames: np.ndarray | None = None
+        self.frame_times = np.zeros(0)
+
+        self.filters = {}
+        for column, texts in self._texts.items():
+            levels = sorted({t for t in texts if t}, key=_level_key)
+            self.filters[column] = widgets.Dropdown(options=[ALL, *levels], value=ALL, description=column,
+                                                    layout=widgets.Layout(width="230px"),
+                                                    style={"description_width": "90px"})
+        self.count = widgets.Label()
+        self.clip_select = widgets.Select(options=[], rows=9, layout=widgets.Layout(width="330px"))
+        self.clip_select.add_class("m2v-clip-select")
+        self.layer = LayerPicker(feats, mode="single", value=layer, description="layer")
+        self.layer.add_class("m2v-clip-layer")
+        self.player = widgets.Audio(format="wav", autoplay=False, loop=False, controls=True)
+        self.info = widgets.HTML()
+        self.info.add_class("m2v-clip-info")
+        self.plot = widgets.Output()
+        self.plot.add_class("m2v-clip-plot")
+
+        filter_box = widgets.GridBox(list(self.filters.values()),
+                                     layout=widgets.Layout(grid_template_columns="repeat(3, 235px)"))
+        side = widgets.VBox([self.count, self.clip_select])
+        details = widgets.VBox([self.layer, self.player, self.info], layout=widgets.Layout(margin="0 0 0 12px"))
+        super().__init__([filter_box, widgets.HBox([side, details]), self.plot], css_class="m2v-clip-browser")
+
+        for control in self.filters.values():
+            self.watch(control, "filtering clips", self._refilter)
+        self.watch(self.clip_select, "loading the clip", self._on_select)
+        self.watch(self.layer, "drawing the layer", self._draw, names="positions")
+        with self.reporting("showing the first clip"):
+            self._refilter()
+
+    def __repr__(self) -> str:
+        return (f"ClipBrowser({len(self.visible_clips)} of {len(self.rows)} clips shown, selected "
+                f"{self.selected_clip!r}, layer {self.selected_layer!r})")
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def selected_layer(self) -> str:
+        return self.layer.selected_layers[0]
+
+    def select(self, clip_id: str):
+        """Select a clip by id, clearing the filters when they hide it."""
+        if clip_id not in self.feats.clips:
+            raise FeaturesError(f"no clip {clip_id!r} in these features.")
+        if clip_id not in self.visible_clips:
+            self._relisting = True  # one refilter for all the cleared filters, not one each
+            try:
+                for control in self.filters.values():
+                    control.value = ALL
+            finally:
+                self._relisting = False
+            self._refilter(target=clip_id)
+        self.clip_select.value = clip_id
+
+    def _refilter(self, target: str | None = None):
+        if self._relisting:
+            return
+        keep = np.ones(len(self.rows), dtype=bool)
+        for column, control in self.filters.items():
+            if control.value != ALL:
+                keep &= (self._texts[column] == control.value).to_numpy()
+        self.visible_clips = [self.feats.clips[k] for k in np.flatnonzero(keep)]
+        self.count.value = f"{len(self.visible_clips)} of {len(self.rows)} clips"
+        keep_selected = [c for c in (target, self.selected_clip) if c in self.visible_clips]
+        # New options reset the value on the way: load only the clip finally selected.
+        self._relisting = True
+        try:
+            self.clip_select.options = self.visible_clips
+            self.clip_select.value = keep_selected[0] if keep_selected else (
+                self.visible_clips[0] if self.visible_clips else None)
+        finally:
+            self._relisting = False
+        if self.clip_select.value != self.selected_clip:
+            self._load_clip()
+
+    def _on_select(self):
+        if not self._relisting:
+            self._load_clip()
+
+    def _load_clip(self):
+        clip_id = self.clip_select.value
+        self.selected_clip = clip_id
+        if clip_id is None:
+            self.wave, self.clip_frames, self.frame_times = np.zeros(0, np.float32), None, np.zeros(0)
+            self.player.value = b""
+            self.info.value = "<i>no clip matches these filters</i>"
+            self.plot.outputs = ()
+            return
+        k = self.feats.position(clip_id)
+        row = self.rows.iloc[[k]]
+        self.wave = audio.load(row, sample_rate=self.sample_rate)
+        self.player.value = wav_bytes(self.wave, self.sample_rate)
+        self.clip_frames, self.frame_times = self._frames_of(clip_id, k)
+        labels = "".join(f"<tr><td><b>{html.escape(c)}</b></td><td>{html.escape(_text(row.iloc[0][c]))}</td></tr>"
+                         for c in self.rows.columns if c not in ("path", "clip_id") and _text(row.iloc[0][c]))
+        self.info.value = (f"<b>{html.escape(clip_id)}</b> · {self.wave.size / self.sample_rate:.2f} s"
+                           f"<table style='font-size:12px'>{labels}</table>")
+        self._draw()
+
+    def _frames_of(self, clip_id: str, k: int):
+        """(layers, frames, dim) and frame times of a clip, from the features, ``frames=`` or the model."""
+        if self.feats.pooling is None:
+            return self.feats.frames(k), self.feats.frame_times(k)
+        if self.frame_feats is not None:
+            return self.frame_feats.frames(clip_id), self.frame_feats.frame_times(clip_id)
+        if self.model is None:
+            return None, np.zeros(0)
+        if clip_id not in self._frame_cache:
+            meta = self.feats.meta
+            one = extract(self.model, self.rows.iloc[[k]], pool=None, layers=list(self.feats.layer_indices),
+                          window=meta["window_seconds"], min_last=meta["min_last_seconds"],
+                          do_normalize=meta["do_normalize"], normalize_scope=meta["normalize_scope"],
+                          cache_dir=self.cache_dir, on_error="raise", progress=False)
+            self._frame_cache[clip_id] = (one.frames(0), one.frame_times(0))
+            while len(self._frame_cache) > 8:
+                self._frame_cache.popitem(last=False)
+        return self._frame_cache[clip_id]
+
+    # -- drawing ---------------------------------------------------------------------
+    def _draw(self):
+        if self.selected_clip is None:
+            return
+        position = self.layer.selected_positions[0]
+        name = layer_text(self.layer.names[position], self.layer.indices[position])
+        rows = 3 if self.clip_frames is not None else 2
+        fig = new_figure(9, 1.6 + 1.9 * (rows - 1))
+        axes = fig.subplots(rows, 1, sharex=True, height_ratios=[0.6] + [1] * (rows - 1))
+        waveform(self.wave, self.sample_rate, ax=axes[0], title=f"{self.selected_clip}")
+        spectrogram(self.wave, self.sample_rate, ax=axes[1])
+        if self.clip_frames is not None:
+            untrained = "" if self.feats.meta.get("trained", True) else " (untrained)"
+            frame_features(self.clip_frames[position], self.frame_times, ax=axes[2],
+                           title=f"{self.feats.meta.get('model')}{untrained} · layer {name}")
+        else:
+            axes[1].set_title("frame features: pass model= or frame-level features to see a layer", fontsize=9)
+        for ax in axes[:-1]:
+            ax.set_xlabel("")
+        self.show_figure(self.plot, fig, name="clip")
+
+
+def _level_key(text: str):
+    """Numbers in numeric order, then text."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)

@@ -1,0 +1,72 @@
+"""``explore(feats, clips)``: the three views in tabs, in one line."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+from .clips import ClipBrowser
+from .probing import ProbeExplorer
+from .similarity import SimilarityExplorer
+
+__all__ = ["Explorer", "explore"]
+
+
+class Explorer(widgets.Tab):
+    """Tabs "Clips", "Similarity", "Probing" over the same features.
+
+    Attributes
+    ----------
+    clips : ClipBrowser
+    similarity : SimilarityExplorer
+    probing : ProbeExplorer
+    """
+
+    def __init__(self, clip_browser: ClipBrowser, similarity: SimilarityExplorer, probing: ProbeExplorer):
+        self.clips, self.similarity, self.probing = clip_browser, similarity, probing
+        super().__init__(children=[clip_browser, similarity, probing], titles=("Clips", "Similarity", "Probing"))
+        self.add_class("m2v-explorer")
+
+    def __repr__(self) -> str:
+        return f"Explorer(tabs Clips · Similarity · Probing over {len(self.clips.rows)} clips)"
+
+    @property
+    def errors(self) -> dict:
+        """``{view: last_error}`` for the views whose last action failed."""
+        views = {"clips": self.clips, "similarity": self.similarity, "probing": self.probing}
+        return {name: view.last_error for name, view in views.items() if view.last_error is not None}
+
+
+def explore(feats, clips, *, model=None, frames=None, cache_dir=None, label=None, measure: str = "cka",
+            probe: str = "ridge") -> Explorer:
+    """Browse clips, the layer similarity map and per-layer probes of some features.
+
+    Parameters
+    ----------
+    feats : Features
+        From :func:`m2v_lab.extract` (pooled, or frame-level).
+    clips : DataFrame
+        The clip frame passed to ``extract``.
+    model : LoadedModel, optional
+        Lets the clip browser extract the frames of the clip it shows (when ``feats`` is pooled).
+    frames : Features, optional
+        Frame-level features of the same clips, instead of ``model``.
+    cache_dir : path, bool or None
+        For that on-demand extraction.
+    label : str, optional
+        Label column that colours the projections and is probed first.
+    measure : str
+        Similarity measure.
+    probe : {"ridge", "logistic", "mlp"}
+
+    Returns
+    -------
+    Explorer
+        ``.clips``, ``.similarity``, ``.probing`` are the views (their state and results).
+
+    Examples
+    --------
+    >>> m2v.widgets.explore(feats, clips, model=model)     # doctest: +SKIP
+    """
+    return Explorer(ClipBrowser(feats, clips, model=model, frames=frames, cache_dir=cache_dir),
+                    SimilarityExplorer(feats, clips, measure=measure, label=label),
+                    ProbeExplorer(feats, clips, label=label, probe=probe))

@@ -1,0 +1,163 @@
+"""ProbeExplorer: which layers know a label, one probe per layer, with a progress bar."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+
+from ..errors import FeaturesError
+from ..plot.probing import layer_curve
+from ..probing import probe_layers
+from ._rows import aligned_rows, label_choices, pooled
+from ._view import View, new_figure
+from .layers import LayerPicker
+
+__all__ = ["ProbeExplorer", "merge_layer_results"]
+
+PROBE_NAMES = ("ridge", "logistic", "mlp")
+
+
+def merge_layer_results(parts, layer_names):
+    """One :class:`~m2v_lab.probing.ProbeResult` from runs of ``probe_layers`` on one layer each.
+
+    Folds and control labels depend on the labels, groups and seeds only, never on the
+    features, so the runs share them and the merged result holds the rows a single call over
+    all layers gives (the MLP probe excepted: its initialisation is drawn for all layers at
+    once).  ``layer`` becomes the position of each run in ``parts``.
+    """
+    def stack(attr):
+        return pd.concat([getattr(part, attr).assign(layer=position) for position, part in enumerate(parts)],
+                         ignore_index=True)
+
+    return dataclasses.replace(parts[0], scores=stack("scores"), params=stack("params"),
+                               layer_names=tuple(layer_names))
+
+
+class ProbeExplorer(View):
+    """Probe some layers for a label column and draw the layer curve.
+
+    Parameters
+    ----------
+    feats : Features
+        Pooled features (frame-level ones are mean-pooled).
+    clips : DataFrame
+        The clip frame passed to ``extract``.
+    label : str, optional
+        Initial label column; clips where it is missing are left out of a run.
+    probe : {"ridge", "logistic", "mlp"}
+    groups : str or None
+        Column that folds keep together (default ``"group"`` when present).
+    cv : int
+    control_task : bool
+        Also run Hewitt & Liang's control task (drawn dotted).
+    run : bool
+        Run once at construction.
+
+    Attributes
+    ----------
+    label, probe : ipywidgets.Dropdown
+    layers : LayerPicker
+        A range of layers.
+    cv : ipywidgets.IntSlider
+    control_task : ipywidgets.Checkbox
+    button : ipywidgets.Button
+    progress : ipywidgets.IntProgress
+        One step per layer.
+    result : ProbeResult or None
+        The latest run.
+    table : DataFrame
+        ``result.summary()`` of every run so far, with ``label``, ``probe``, ``cv`` and
+        ``control`` columns saying which run it was.
+    """
+
+    def __init__(self, feats, clips, *, label=None, probe: str = "ridge", groups: str | None = "group",
+                 cv: int = 5, control_task: bool = False, run: bool = False):
+        self.feats = pooled(feats)
+        self.rows = aligned_rows(self.feats, clips)
+        if groups is not None and groups not in self.rows.columns:
+            if groups != "group":
+                raise FeaturesError(f"groups={groups!r} is not a column of clips ({list(self.rows.columns)}).")
+            groups = None
+        self.groups = groups
+        labels = label_choices(self.rows)
+        if not labels:
+            raise FeaturesError("clips have no label column with two or more values to probe.")
+        if label is not None and label not in labels:
+            raise FeaturesError(f"label={label!r} is not a label column with 2+ values; choose from {labels}.")
+        self.result = None
+        self.table = pd.DataFrame()
+        self.label = widgets.Dropdown(options=labels, value=label or labels[0], description="label",
+                                      layout=widgets.Layout(width="260px"))
+        self.probe = widgets.Dropdown(options=PROBE_NAMES, value=probe, description="probe",
+                                      layout=widgets.Layout(width="200px"))
+        self.cv = widgets.IntSlider(value=cv, min=2, max=10, description="folds", continuous_update=False,
+                                    layout=widgets.Layout(width="260px"))
+        self.control_task = widgets.Checkbox(value=control_task, description="control task", indent=False)
+        self.layers = LayerPicker(self.feats, mode="range", description="layers")
+        self.button = widgets.Button(description="Run probes", button_style="primary", icon="play",
+                                     layout=widgets.Layout(width="140px"))
+        self.button.add_class("m2v-probe-run")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", bar_style="")
+        self.status = widgets.HTML()
+        self.status.add_class("m2v-probe-status")
+        self.plot = widgets.Output()
+        self.plot.add_class("m2v-probe-plot")
+        controls = widgets.VBox([widgets.HBox([self.label, self.probe, self.cv, self.control_task]),
+                                 widgets.HBox([self.layers]),
+                                 widgets.HBox([self.button, self.progress]), self.status])
+        super().__init__([controls, self.plot], css_class="m2v-probe-explorer")
+        self.button.on_click(lambda _button: self.run())
+        if run:
+            self.run()
+
+    def __repr__(self) -> str:
+        done = "not run yet" if self.result is None else f"{len(self.table)} summary rows"
+        return f"ProbeExplorer({self.probe.value} probe for {self.label.value!r}, {done})"
+
+    def run(self):
+        """Probe the chosen layers for the chosen label; errors go to the view's error box."""
+        with self.reporting("probing"):
+            self.button.disabled = True
+            try:
+                self._run()
+            except Exception:
+                self.progress.bar_style = "danger"
+                self.status.value = "failed: see the error above"
+                raise
+            finally:
+                self.button.disabled = False
+
+    def _run(self):
+        column, positions = self.label.value, self.layers.selected_positions
+        keep = np.flatnonzero(self.rows[column].notna().to_numpy())
+        feats = self.feats.select(clips=keep)
+        y = self.rows[column].iloc[keep].reset_index(drop=True)
+        groups = self.rows[self.groups].iloc[keep].to_numpy() if self.groups else None
+        self.progress.max, self.progress.value, self.progress.bar_style = len(positions), 0, "info"
+        self.status.value = f"probing {len(positions)} layers for <b>{html.escape(column)}</b> ({len(keep)} clips)…"
+        names = [self.feats.layer_names[p] for p in positions]
+        parts = []
+        for name in names:
+            parts.append(probe_layers(feats.select(layers=[name]), y, groups=groups, probe=self.probe.value,
+                                      cv=self.cv.value, control_task=self.control_task.value))
+            self.progress.value += 1
+        self.result = merge_layer_results(parts, names)
+        summary = self.result.summary(source=None)
+        settings = {"label": column, "probe": self.probe.value, "cv": self.cv.value,
+                    "control": self.control_task.value}
+        self.table = pd.concat([self.table, summary.assign(**settings)], ignore_index=True)
+        self.progress.bar_style = "success"
+        best = self.result.best_layer()
+        metric = self.result.primary_metric
+        score = self.result.summary().query("metric == @metric and layer == @best")["mean"].iloc[0]
+        self.status.value = (f"best layer <b>{html.escape(self.result.layer_names[best])}</b>: {metric} "
+                             f"{score:.3f} · {html.escape(self.result.cv)}")
+        fig = new_figure(8.5, 3.8)
+        ax = layer_curve(self.result, ax=fig.add_subplot())
+        untrained = "" if self.feats.meta.get("trained", True) else " (untrained)"
+        ax.set_title(f"{column} · {self.feats.meta.get('model')}{untrained}")
+        self.show_figure(self.plot, fig, name="curve")
