@@ -62,3 +62,14 @@ def music2vec_dir(tmp_path_factory):
     config["vocab_size"] = 32.0
     (path / "config.json").write_text(json.dumps(config))
     return Path(path)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny batched torch ops are dominated by thread wake-ups on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

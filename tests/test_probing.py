@@ -15,30 +15,12 @@ from m2v_lab.errors import AnalysisError
 from m2v_lab.probing import (LogisticProbe, MLPProbe, RidgeProbe, make_folds, probe_layers, ridge_path)
 from m2v_lab.probing.metrics import aggregate, fold_interval, score
 from m2v_lab.probing.ridge import ridge_cv
+from tests.synthetic import tracks
 
 ALPHAS = (0.1, 10.0, 1000.0)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # tiny batched ops are dominated by thread wake-ups on a busy 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tracks(*, layers=5, n_tracks=40, segments=3, dim=12, classes=4, informative=2, signal=2.0, seed=0):
-    """Features where only ``informative`` carries the (per-track) class; all layers carry track identity."""
-    rng = np.random.default_rng(seed)
-    label = np.arange(n_tracks) % classes
-    rng.shuffle(label)
-    groups = np.repeat(np.arange(n_tracks), segments)
-    y = label[groups]
-    X = rng.standard_normal((layers, len(y), dim))
-    X += 0.5 * rng.standard_normal((layers, n_tracks, dim))[:, groups]
-    X[informative, :, :classes] += signal * np.eye(classes)[y]
-    return X.astype(np.float32), y, groups
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mean_of(result, metric, *, source="model"):

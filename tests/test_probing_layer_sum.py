@@ -6,25 +6,15 @@ import torch
 
 from m2v_lab.errors import AnalysisError
 from m2v_lab.probing import LayerSumProbe, WeightedLayerSum
+from tests import synthetic
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tracks(*, layers=4, n_tracks=60, segments=4, dim=8, classes=3, informative=2, signal=2.0, seed=0):
-    rng = np.random.default_rng(seed)
-    label = np.arange(n_tracks) % classes
-    rng.shuffle(label)
-    groups = np.repeat(np.arange(n_tracks), segments)
-    y = label[groups]
-    X = rng.standard_normal((layers, len(y), dim)).astype(np.float32)
-    X[informative, :, :classes] += signal * np.eye(classes)[y]
-    return X, y, groups
+def tracks(*, layers=4, n_tracks=60, segments=4, dim=8, classes=3, informative=2, **kw):
+    return synthetic.tracks(layers=layers, n_tracks=n_tracks, segments=segments, dim=dim, classes=classes,
+                            informative=informative, track_noise=0.0, **kw)
 
 
 def test_module_starts_uniform_and_sums_layers_by_softmax_weights():
