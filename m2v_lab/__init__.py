@@ -13,7 +13,7 @@ views in ``widgets`` (the last two load matplotlib / ipywidgets on first use).
 import importlib
 
 from .errors import (AnalysisError, AudioError, CacheError, DatasetError, FeaturesError, M2VLabError,
-                     ModelError)
+                     ModelError, OptionError)
 from .extract import extract
 from .features import Features
 from .models import REGISTRY, LoadedModel, load_model, load_model_with_fallback, random_twin
@@ -33,4 +33,4 @@ def __getattr__(name):
 
 __all__ = ["load_model", "load_model_with_fallback", "random_twin", "extract", "Features", "LoadedModel",
            "REGISTRY", "cache_info", "clear_cache", "M2VLabError", "AudioError", "ModelError", "CacheError",
-           "FeaturesError", "DatasetError", "AnalysisError"]
+           "FeaturesError", "DatasetError", "AnalysisError", "OptionError"]

@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -45,7 +45,7 @@ __all__ = [
     "track_stats",
     "normalize",
     "windows",
-    "iter_files",
+    "check",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".rf64", ".caf")
@@ -88,20 +88,36 @@ class AudioSource:
         """sha256 of the audio content (file bytes, or array bytes and rate) and the segment."""
         h = hashlib.sha256()
         if self.path is not None:
-            try:
-                with open(self.path, "rb") as f:
-                    for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-                        h.update(chunk)
-            except FileNotFoundError:
-                raise _missing(self.path) from None
-            except OSError as exc:
-                raise AudioError(f"cannot read {self.path}: {exc}. Check permissions.") from exc
+            h.update(_file_digest(self.path).encode())
         else:
             a = np.ascontiguousarray(self.array)
             h.update(f"{a.dtype}|{a.shape}|{self.sample_rate}|".encode())
             h.update(a.view(np.uint8).data)
-        h.update(f"|{self.start}|{self.duration}".encode())
+        start = 0.0 if self.start is None else float(self.start)
+        duration = None if self.duration is None else float(self.duration)
+        h.update(f"|{start!r}|{duration!r}".encode())
         return h.hexdigest()
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime) so segments of one file hash it once."""
+    try:
+        stat = path.stat()
+        stamp = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if stamp not in _DIGESTS:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
+                    h.update(chunk)
+            _DIGESTS[stamp] = h.hexdigest()
+        return _DIGESTS[stamp]
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except OSError as exc:
+        raise AudioError(f"cannot read {path}: {exc}. Check permissions.") from exc
 
 
 def _missing(path: Path) -> AudioError:
@@ -164,12 +180,15 @@ def as_sources(clips) -> list[AudioSource]:
         sources = [_with_id(_source_from(v, i), str(k)) for i, (k, v) in enumerate(clips.items())]
     else:
         sources = [_source_from(item, i) for i, item in enumerate(clips)]
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     unique = []
     for s in sources:
-        n = seen.get(s.clip_id, 0)
-        seen[s.clip_id] = n + 1
-        unique.append(s if n == 0 else _with_id(s, f"{s.clip_id}#{n}"))
+        clip_id, n = s.clip_id, 0
+        while clip_id in used:
+            n += 1
+            clip_id = f"{s.clip_id}#{n}"
+        used.add(clip_id)
+        unique.append(s if clip_id == s.clip_id else _with_id(s, clip_id))
     return unique
 
 
@@ -183,6 +202,11 @@ def _open_info(source: AudioSource) -> tuple[int, int, int]:
         a = source.array
         if a.ndim not in (1, 2):
             raise AudioError(f"{source.label}: array must be (samples,) or (samples, channels); got {a.shape}.")
+        if a.ndim == 2 and a.shape[0] < a.shape[1] and a.shape[0] <= 16:
+            raise AudioError(f"{source.label}: shape {a.shape} looks like (channels, samples), as librosa returns "
+                             "it; pass array.T, shaped (samples, channels).")
+        if source.start is not None or source.duration is not None:
+            raise AudioError(f"{source.label}: start/duration apply to files; slice the array instead.")
         return source.sample_rate, 1 if a.ndim == 1 else a.shape[1], a.shape[0]
     path = source.path
     if not path.exists():
@@ -205,6 +229,11 @@ def _open_info(source: AudioSource) -> tuple[int, int, int]:
     if source.duration is not None:
         available = min(available, int(round(source.duration * rate)))
     return rate, int(info.channels), available
+
+
+def check(source: AudioSource) -> None:
+    """Raise :class:`AudioError` now if ``source`` cannot be read (missing, empty, not audio, bad segment)."""
+    _open_info(source)
 
 
 def _raw_blocks(source: AudioSource, block_frames: int) -> Iterator[np.ndarray]:
@@ -294,7 +323,7 @@ def windows(source: AudioSource, *, sample_rate: int, window: int, min_last: int
     AudioError
         As :func:`blocks`; and when the clip is shorter than ``min_samples``.
     """
-    if scope not in ("track", "window"):
+    if do_normalize and scope not in ("track", "window"):
         raise AudioError(f"normalisation scope {scope!r} must be 'track' or 'window'.")
     mean = std = None
     if do_normalize and scope == "track":
@@ -302,21 +331,23 @@ def windows(source: AudioSource, *, sample_rate: int, window: int, min_last: int
 
     def emit(start, x):
         if do_normalize:
-            x = normalize(x, mean=mean, std=std) if scope == "track" else normalize(x)
-        return start, x
+            return start, normalize(x, mean=mean, std=std) if scope == "track" else normalize(x)
+        return start, x.copy()
 
-    buffer: list[np.ndarray] = []
+    buf = np.empty(window, np.float32)  # one window's worth, refilled: memory does not grow with the track
     buffered = 0
     emitted = 0
     for b in blocks(source, sample_rate=sample_rate):
-        buffer.append(b)
-        buffered += b.size
-        while buffered >= window:
-            joined = np.concatenate(buffer)
-            yield emit(emitted, joined[:window])
-            emitted += window
-            rest = joined[window:]
-            buffer, buffered = [rest], rest.size
+        pos = 0
+        while pos < b.size:
+            take = min(window - buffered, b.size - pos)
+            buf[buffered:buffered + take] = b[pos:pos + take]
+            buffered += take
+            pos += take
+            if buffered == window:
+                yield emit(emitted, buf)
+                emitted += window
+                buffered = 0
     total = emitted + buffered
     if total < min_samples:
         raise AudioError(
@@ -324,10 +355,4 @@ def windows(source: AudioSource, *, sample_rate: int, window: int, min_last: int
             f"the model needs at least {min_samples} samples ({1000 * min_samples / sample_rate:.0f} ms) for "
             "one frame. Leave it out or use a longer excerpt.")
     if buffered and (emitted == 0 or (buffered >= min_last and buffered >= min_samples)):
-        yield emit(emitted, np.concatenate(buffer))
-
-
-def iter_files(folder: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """Audio files below ``folder`` (recursive, sorted, by extension, case-insensitive)."""
-    exts = {e.lower() for e in extensions}
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        yield emit(emitted, buf[:buffered])

@@ -31,6 +31,8 @@ __all__ = ["FeatureCache", "CacheWarning", "default_cache_dir", "resolve_cache_d
 CACHE_FORMAT = "1"
 _SUFFIX = ".safetensors"
 _STALE_TMP_SECONDS = 24 * 3600
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class CacheWarning(UserWarning):
@@ -68,24 +70,44 @@ class FeatureCache:
     def path(self, model_fingerprint: str, key: str) -> Path:
         return self.root / model_fingerprint[:16] / key[:2] / f"{key}{_SUFFIX}"
 
-    def get(self, model_fingerprint: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-        """``(tensors, meta)`` of an entry, or None when absent or unusable (then removed, with a warning)."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+    def get(self, model_fingerprint: str, key: str, *, names=None) -> tuple[dict[str, np.ndarray], dict] | None:
+        """``(tensors, meta)`` of an entry, or None when absent or unusable (then removed, with a warning).
+
+        ``names`` reads only those tensors (e.g. ``("windows",)``), leaving large frame arrays on disk.
+        """
+        from safetensors import SafetensorError, safe_open
 
         path = self.path(model_fingerprint, key)
         if not path.exists():
             return None
         try:
-            tensors = load_file(str(path))
-            meta = json.loads(_metadata(path).get("m2v_lab", "{}"))
-            if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
-                raise ValueError("entry does not carry the key it is filed under")
-        except (SafetensorError, OSError, ValueError) as exc:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = json.loads((f.metadata() or {}).get("m2v_lab", "{}"))
+                if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+                    raise ValueError("entry does not carry the key it is filed under")
+                tensors = {n: f.get_tensor(n) for n in (f.keys() if names is None else names)}
+        except PermissionError as exc:  # someone else's entry in a shared cache: not ours to delete
+            warnings.warn(f"cache entry {path} is not readable ({exc}); computing without it.", CacheWarning,
+                          stacklevel=3)
+            return None
+        except (SafetensorError, OSError, ValueError, KeyError) as exc:
             warnings.warn(f"cache entry {path} is unusable ({exc}); recomputing it.", CacheWarning, stacklevel=3)
             path.unlink(missing_ok=True)
             return None
         return tensors, meta
+
+    def frames(self, model_fingerprint: str, key: str, positions=None) -> np.ndarray | None:
+        """The ``frames`` tensor of an entry, only the layers at ``positions`` when given."""
+        from safetensors import safe_open
+
+        path = self.path(model_fingerprint, key)
+        if not path.exists():
+            return None
+        with safe_open(str(path), framework="numpy") as f:
+            if positions is None:
+                return f.get_tensor("frames")
+            sliced = f.get_slice("frames")
+            return np.concatenate([sliced[p:p + 1] for p in positions])
 
     def put(self, model_fingerprint: str, key: str, tensors: dict[str, np.ndarray], meta: dict) -> Path:
         """Write an entry atomically (temporary file + rename) and return its path."""
@@ -102,6 +124,7 @@ class FeatureCache:
                           metadata={"m2v_lab": json.dumps(record, default=str)})
                 with open(tmp, "rb") as f:
                     os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache needs others to read
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
@@ -153,19 +176,27 @@ def cache_info(cache_dir=True):
 
 
 def clear_cache(cache_dir=True, *, model=None) -> int:
-    """Delete cache entries (all, or one model's: a LoadedModel or fingerprint) and stale temporary files.
+    """Delete cache entries (all, or one model's) and stale temporary files.
 
-    Returns the number of entries removed.  Temporary files younger than a day
-    are left alone: they may belong to a run in progress.
+    ``model`` is a LoadedModel, a fingerprint, or a model name as ``cache_info()`` lists it.
+    Returns the number of entries removed.  Temporary files younger than a day are left
+    alone: they may belong to a run in progress.
     """
     root = resolve_cache_dir(cache_dir) or default_cache_dir()
     if not root.exists():
         return 0
+    dirs = [p for p in root.glob("*") if p.is_dir()]
     if model is not None:
-        fingerprint = getattr(model, "fingerprint", model)
-        dirs = [root / str(fingerprint)[:16]]
-    else:
-        dirs = [p for p in root.glob("*") if p.is_dir()]
+        fingerprint = getattr(model, "fingerprint", None)
+        if fingerprint is not None:
+            dirs = [root / fingerprint[:16]]
+        else:
+            info = cache_info(root)
+            wanted = info[(info["model"] == str(model)[:16]) | (info["model_name"] == str(model))]["model"]
+            if wanted.empty:
+                raise CacheError(f"no cache entries for model {model!r} in {root}; cache_info() lists the "
+                                 f"models there: {sorted(set(info['model_name']))}.")
+            dirs = [root / m for m in wanted]
     removed = 0
     now = time.time()
     for d in dirs:

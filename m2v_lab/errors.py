@@ -12,6 +12,7 @@ __all__ = [
     "FeaturesError",
     "DatasetError",
     "AnalysisError",
+    "OptionError",
 ]
 
 
@@ -41,3 +42,7 @@ class DatasetError(M2VLabError, ValueError):
 
 class AnalysisError(M2VLabError, ValueError):
     """Input to an analysis (similarity, probing) is malformed: wrong shapes, lengths, NaNs."""
+
+
+class OptionError(M2VLabError, ValueError):
+    """An option has a value m2v_lab cannot use (names the option and the values it takes)."""

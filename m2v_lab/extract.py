@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
+import torch
 
 from . import audio
-from .cache import FeatureCache, resolve_cache_dir
-from .errors import AudioError, M2VLabError, ModelError
+from .cache import CacheWarning, FeatureCache, resolve_cache_dir
+from .errors import AudioError, CacheError, M2VLabError, ModelError, OptionError
 from .features import Features
 from .models import LoadedModel, load_model
 
@@ -75,25 +76,35 @@ def _layer_positions(model: LoadedModel, layers) -> list[int]:
 
 def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope) -> dict:
     """Every parameter that changes the numbers (the non-audio, non-model part of the cache key)."""
+    import transformers
+
     window_s = model.context_seconds if window is None else float(window)
     if not window_s > 0:
-        raise AudioError(f"window={window!r} must be a positive number of seconds.")
+        raise OptionError(f"window={window!r} must be a positive number of seconds.")
     if window_s > 3600:
-        raise AudioError(f"window={window!r} s is over an hour: did you pass samples instead of seconds?")
+        raise OptionError(f"window={window!r} s is over an hour: did you pass samples instead of seconds?")
     window_samples = int(round(window_s * model.sample_rate))
     if window_samples < model.min_samples:
-        raise AudioError(f"window={window_s} s is shorter than one frame's receptive field "
-                         f"({model.min_samples} samples at {model.sample_rate} Hz).")
+        raise OptionError(f"window={window_s} s is shorter than one frame's receptive field "
+                          f"({model.min_samples} samples at {model.sample_rate} Hz).")
+    if scope not in ("track", "window"):
+        raise OptionError(f"normalize_scope={scope!r}: use 'track' or 'window'.")
+    if not float(min_last) >= 0:
+        raise OptionError(f"min_last={min_last!r} must be a non-negative number of seconds.")
+    normalise = model.do_normalize if do_normalize is None else bool(do_normalize)
     return {
         "extraction_version": EXTRACTION_VERSION,
         "pool": pool,
         "sample_rate": model.sample_rate,
         "window_samples": window_samples,
         "min_last_samples": int(round(float(min_last) * model.sample_rate)),
-        "do_normalize": model.do_normalize if do_normalize is None else bool(do_normalize),
-        "normalize_scope": scope,
+        "do_normalize": normalise,
+        "normalize_scope": scope if normalise else None,
         "dtype": str(model.dtype).replace("torch.", ""),
         "device_type": model.device.type,
+        # kernels and model code change between releases; entries of other versions are not reused
+        "torch": ".".join(torch.__version__.split(".")[:2]),
+        "transformers": ".".join(transformers.__version__.split(".")[:2]),
     }
 
 
@@ -103,10 +114,10 @@ def _entry_key(model: LoadedModel, settings: dict, source: audio.AudioSource) ->
 
 
 class _Extractor:
-    def __init__(self, model: LoadedModel, sources, settings, *, batch_size, cache, on_error, progress):
+    def __init__(self, model: LoadedModel, sources, settings, *, positions, batch_size, cache, on_error, progress):
         from tqdm.auto import tqdm
 
-        self.model, self.sources, self.settings = model, sources, settings
+        self.model, self.sources, self.settings, self.positions = model, sources, settings, positions
         self.batch_size, self.cache, self.on_error = batch_size, cache, on_error
         self.results: dict[int, tuple] = {}
         self.failed: dict[str, str] = {}
@@ -144,21 +155,29 @@ class _Extractor:
         clip.frames, clip.total = {}, None
         if self.cache is not None:
             meta = {"model": self.model.name, "clip_id": clip.source.clip_id, **self.settings}
-            self.cache.put(self.model.fingerprint, clip.key, tensors, meta)
-            if pool is None:  # frames are read back from the entry on demand, not held in memory
-                tensors = {"frames": self._loader(clip.key), "windows": windows}
+            try:
+                self.cache.put(self.model.fingerprint, clip.key, tensors, meta)
+            except CacheError as exc:  # finish the run without the cache rather than lose it
+                warnings.warn(f"{exc} Going on without the cache.", CacheWarning, stacklevel=2)
+                self.cache = None
+        if pool is None:
+            if self.cache is not None:  # read back from the entry on demand, not held in memory
+                tensors["frames"] = self._loader(clip.key)
+            else:
+                tensors["frames"] = tensors["frames"][self.positions]
         self.results[clip.index] = (tensors.get("pooled"), tensors.get("frames"), windows)
         self.bar.update(1)
 
     def _loader(self, key: str):
         cache, fingerprint = self.cache, self.model.fingerprint
+        positions = None if self.positions == list(range(self.model.num_layers + 1)) else self.positions
 
         def load():
-            entry = cache.get(fingerprint, key)
-            if entry is None:
-                raise M2VLabError(f"cache entry {cache.path(fingerprint, key)} is gone (cache cleared?); "
-                                  "run extract() again.")
-            return entry[0]["frames"]
+            frames = cache.frames(fingerprint, key, positions)
+            if frames is None:
+                raise CacheError(f"cache entry {cache.path(fingerprint, key)} is gone (cache cleared?); "
+                                 "run extract() again.")
+            return frames
         return load
 
     # -- running the model --------------------------------------------------------
@@ -194,10 +213,11 @@ class _Extractor:
         """Fold one window's states ``(layers, frames, dim)`` into its clip."""
         pool = self.settings["pool"]
         if pool == "mean":
-            part = state.double().sum(dim=1).cpu().numpy()
+            wide = state.cpu().double() if state.device.type == "mps" else state.double()  # MPS has no float64
+            part = wide.sum(dim=1).cpu().numpy()
             clip.total = part if clip.total is None else clip.total + part
         elif pool == "max":
-            part = state.amax(dim=1).double().cpu().numpy()
+            part = state.amax(dim=1).cpu().double().numpy()
             clip.total = part if clip.total is None else np.maximum(clip.total, part)
         else:
             clip.frames[number] = state.cpu().numpy()
@@ -207,7 +227,8 @@ class _Extractor:
 
     # -- driver ----------------------------------------------------------------
     def cached(self, clip: _Clip) -> bool:
-        entry = self.cache.get(self.model.fingerprint, clip.key)
+        names = ("windows",) if self.settings["pool"] is None else ("windows", "pooled")
+        entry = self.cache.get(self.model.fingerprint, clip.key, names=names)
         if entry is None:
             return False
         tensors, _ = entry
@@ -224,6 +245,7 @@ class _Extractor:
                 clip = _Clip(index=index, source=source, key=None)
                 try:
                     if self.cache is not None:
+                        audio.check(source)  # a clear message for missing/undecodable files before hashing
                         clip.key = _entry_key(self.model, s, source)
                         if self.cached(clip):
                             continue
@@ -288,11 +310,11 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
         ``.pooled`` ``(layers, clips, dim)`` or ``.frames(i)`` ``(layers, frames, dim)``, float32.
     """
     if pool not in _POOLS:
-        raise AudioError(f"pool={pool!r}: use 'mean', 'max' or None (frames).")
+        raise OptionError(f"pool={pool!r}: use 'mean', 'max' or None (frames).")
     if on_error not in ("collect", "raise"):
-        raise AudioError(f"on_error={on_error!r}: use 'collect' or 'raise'.")
+        raise OptionError(f"on_error={on_error!r}: use 'collect' or 'raise'.")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise AudioError(f"batch_size={batch_size!r} must be a positive integer.")
+        raise OptionError(f"batch_size={batch_size!r} must be a positive integer.")
     if isinstance(model, str):
         model = load_model(model)
     positions = _layer_positions(model, layers)
@@ -301,8 +323,8 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     sources = audio.as_sources(clips)
     root = resolve_cache_dir(cache_dir)
     cache = FeatureCache(root) if root is not None else None
-    run = _Extractor(model, sources, settings, batch_size=int(batch_size), cache=cache, on_error=on_error,
-                     progress=progress)
+    run = _Extractor(model, sources, settings, positions=positions, batch_size=int(batch_size), cache=cache,
+                     on_error=on_error, progress=progress)
     run()
     done = sorted(run.results)
     meta = dict(model.describe(), **settings, window_seconds=settings["window_samples"] / model.sample_rate,
@@ -312,17 +334,10 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     common = dict(layer_names=[model.layer_names[p] for p in positions], layer_indices=positions,
                   clips=[sources[i].clip_id for i in done], source_index=done, meta=meta, failed=run.failed,
                   windows=[run.results[i][2] for i in done])
+    if hasattr(clips, "iterrows"):
+        common["source_labels"] = list(clips.index[done])
     if pool is None:
-        frames = [_select_layers(run.results[i][1], positions, model.num_layers + 1) for i in done]
-        return Features(frames=frames, **common)
+        return Features(frames=[run.results[i][1] for i in done], **common)
     pooled = (np.stack([run.results[i][0][positions] for i in done], axis=1) if done
               else np.zeros((len(positions), 0, model.hidden_size), np.float32))
     return Features(pooled=pooled, **common)
-
-
-def _select_layers(frames, positions: Sequence[int], n_states: int):
-    if list(positions) == list(range(n_states)):
-        return frames
-    if callable(frames):
-        return lambda: frames()[positions]
-    return frames[positions]

@@ -34,6 +34,8 @@ class Features:
         Clip ids, in the order of the clip axis.
     source_index : np.ndarray of int
         For each clip, its position in the input to ``extract``.
+    source_labels : list or None
+        For DataFrame input, each clip's row label (index) in that frame; :meth:`align` uses it.
     failed : dict
         ``{clip_id: reason}`` for clips that could not be extracted.
     meta : dict
@@ -45,13 +47,14 @@ class Features:
     def __init__(self, *, layer_names: Sequence[str], layer_indices: Sequence[int], clips: Sequence[str],
                  source_index: Sequence[int], meta: dict, failed: dict | None = None,
                  pooled: np.ndarray | None = None, frames: Sequence[FrameSource] | None = None,
-                 windows: Sequence[np.ndarray] | None = None):
+                 windows: Sequence[np.ndarray] | None = None, source_labels: Sequence | None = None):
         if (pooled is None) == (frames is None):
             raise FeaturesError("Features holds either pooled arrays or frames, exactly one of them.")
         self.layer_names = tuple(layer_names)
         self.layer_indices = np.asarray(layer_indices, dtype=int)
         self.clips = list(clips)
         self.source_index = np.asarray(source_index, dtype=int)
+        self.source_labels = None if source_labels is None else list(source_labels)
         self.meta = dict(meta)
         self.failed = dict(failed or {})
         self.windows = list(windows) if windows is not None else [np.zeros((0, 3), int)] * len(self.clips)
@@ -120,6 +123,8 @@ class Features:
             except ValueError:
                 hint = " (it failed: see feats.failed)" if i in self.failed else ""
                 raise FeaturesError(f"no clip {i!r} in these features{hint}.") from None
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise FeaturesError(f"clip {i!r}: pass an integer position or a clip id.")
         if not -len(self) <= i < len(self):
             raise FeaturesError(f"clip index {i} is out of range for {len(self)} clips.")
         return int(i) % len(self)
@@ -144,10 +149,20 @@ class Features:
                 positions.append(int(where[0]))
         return positions
 
+    def _clip_positions(self, clips) -> list[int]:
+        chosen = np.asarray(clips.to_numpy() if hasattr(clips, "to_numpy") else clips)
+        if chosen.dtype == bool:
+            if chosen.shape != (len(self),):
+                raise FeaturesError(f"a boolean clip mask needs {len(self)} entries, one per clip held; got "
+                                    f"shape {chosen.shape}. Build it from feats.align(frame).")
+            return np.flatnonzero(chosen).tolist()
+        return [self.position(c.item() if isinstance(c, np.generic) else c) for c in np.atleast_1d(chosen)]
+
     def select(self, *, layers=None, clips=None) -> "Features":
-        """A view on some layers (indices among the model's states, or names) and/or clips."""
+        """A view on some layers (indices among the model's states, or names) and/or clips
+        (positions, clip ids, or a boolean mask over the clips held)."""
         lp = self._layer_positions(layers)
-        cp = list(range(len(self))) if clips is None else [self.position(c) for c in np.atleast_1d(clips)]
+        cp = list(range(len(self))) if clips is None else self._clip_positions(clips)
         frames = None
         if self._frames is not None:
             frames = [_LayerSlice(self._frames[c], lp) for c in cp]
@@ -155,7 +170,8 @@ class Features:
             layer_names=[self.layer_names[p] for p in lp], layer_indices=self.layer_indices[lp],
             clips=[self.clips[c] for c in cp], source_index=self.source_index[cp], meta=self.meta,
             failed=self.failed, pooled=None if self._pooled is None else self._pooled[lp][:, cp],
-            frames=frames, windows=[self.windows[c] for c in cp])
+            frames=frames, windows=[self.windows[c] for c in cp],
+            source_labels=None if self.source_labels is None else [self.source_labels[c] for c in cp])
 
     def pool(self, how: str = "mean") -> "Features":
         """Pool frame-level features over time per clip (``"mean"`` or ``"max"``)."""
@@ -172,14 +188,37 @@ class Features:
         pooled = np.stack(rows, axis=1) if rows else np.zeros((self.num_layers, 0, self.dim), np.float32)
         return Features(layer_names=self.layer_names, layer_indices=self.layer_indices, clips=self.clips,
                         source_index=self.source_index, meta=dict(self.meta, pool=how), failed=self.failed,
-                        pooled=pooled, windows=self.windows)
+                        pooled=pooled, windows=self.windows, source_labels=self.source_labels)
 
     def align(self, frame):
-        """Rows of ``frame`` (the DataFrame passed to ``extract``) for the clips held, in order."""
-        if len(frame) <= (self.source_index.max() if len(self) else -1):
-            raise FeaturesError(f"the frame has {len(frame)} rows but these features index row "
-                                f"{self.source_index.max()}; pass the frame given to extract().")
-        return frame.iloc[self.source_index]
+        """Rows of ``frame`` (the clips passed to ``extract``) for the clips held, in order.
+
+        For a DataFrame given to ``extract`` rows are found by index label, so a filtered frame
+        (``df[df.split == "test"]``) aligns with the full one too.
+
+        Raises
+        ------
+        FeaturesError
+            When the rows found are not the clips extracted (a different frame).
+        """
+        try:
+            if self.source_labels is not None:
+                rows = frame.loc[self.source_labels]
+            else:
+                rows = frame.iloc[self.source_index]
+        except (KeyError, IndexError):
+            raise FeaturesError("these features' clips are not all rows of that frame; pass the frame given "
+                                "to extract() (or one holding its rows).") from None
+        if "clip_id" in rows.columns and rows["clip_id"].notna().all():
+            found = rows["clip_id"].astype(str).tolist()
+        elif "path" in rows.columns:
+            found = rows["path"].astype(str).tolist()
+        else:
+            return rows
+        if not all(c == f or c.startswith((f + "@", f + "#")) for c, f in zip(self.clips, found)):
+            raise FeaturesError("the frame's rows do not name the clips extracted (clip_id/path differ); pass the "
+                                "frame given to extract().")
+        return rows
 
 
 class _LayerSlice:

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlparse
@@ -236,7 +236,7 @@ class LoadedModel:
     def __init__(self, module: torch.nn.Module, spec: ModelSpec, *, source: str,
                  revision: str | None = None, do_normalize: bool | None = None,
                  device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
-                 facts: dict[str, str] | None = None):
+                 facts: dict[str, str] | None = None, code_digest: str | None = None):
         self.module = module.eval()
         self.spec = spec
         self.source = source
@@ -248,7 +248,8 @@ class LoadedModel:
         self._layers = _find_encoder_layers(module)
         if len(self._layers) != spec.num_layers:
             self.spec = replace(spec, num_layers=len(self._layers))
-        self._fingerprint: str | None = None
+        self.code_digest = code_digest
+        self._fingerprint: tuple[tuple, str] | None = None
 
     # -- facts -----------------------------------------------------------------
     @property
@@ -300,16 +301,25 @@ class LoadedModel:
         """Frames this model makes of ``num_samples`` samples at :attr:`sample_rate`."""
         return num_frames(num_samples, kernels=self.conv_kernels, strides=self.conv_strides)
 
+    def _weights_version(self) -> tuple:
+        """Cheap stamp that changes when any weight is replaced, edited in place or cast."""
+        return tuple((id(t), t._version, t.dtype) for t in self.module.state_dict(keep_vars=True).values())
+
     @property
     def fingerprint(self) -> str:
-        """sha256 over config, weights and revision: the model part of every cache key."""
-        if self._fingerprint is None:
+        """sha256 over config, weights, revision and remote code: the model part of every cache key.
+
+        Recomputed when the weights change (in-place edits included), so a cache never serves
+        numbers of weights the model no longer has.
+        """
+        stamp = self._weights_version()
+        if self._fingerprint is None or self._fingerprint[0] != stamp:
             h = hashlib.sha256()
             h.update(_config_digest(self.module.config).encode())
             h.update(_weights_digest(self.module).encode())
-            h.update(str(self.revision).encode())
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
+            h.update(f"{self.revision}|{self.code_digest}".encode())
+            self._fingerprint = (stamp, h.hexdigest())
+        return self._fingerprint[1]
 
     def describe(self) -> dict[str, Any]:
         """The facts a result should carry about the model that made it."""
@@ -416,18 +426,25 @@ def _read_json(path: Path) -> dict | None:
         raise ModelError(f"cannot read {path}: {exc}. Fix or delete the file.") from exc
 
 
-def _hub_host() -> str:
+def _hub_address() -> tuple[str, int]:
     from huggingface_hub import constants
-    return urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    url = urlparse(constants.ENDPOINT)
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the hub's host answers within ``timeout`` s (DNS lookups cannot be timed out directly)."""
+    """Whether the hub answers within ``timeout`` s (DNS lookups cannot be timed out directly).
+
+    Behind a proxy the direct connection says nothing, so the hub is assumed reachable and
+    huggingface_hub decides.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
     result = {"ok": False}
 
     def probe():
         try:
-            with socket.create_connection((_hub_host(), 443), timeout=timeout):
+            with socket.create_connection(_hub_address(), timeout=timeout):
                 result["ok"] = True
         except OSError:
             pass
@@ -439,7 +456,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    flags = (os.environ.get(v, "").strip().lower() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f in {"1", "true", "yes", "on"} for f in flags)
 
 
 def _cached_snapshot(hub_id: str, revision: str | None) -> Path | None:
@@ -468,7 +486,7 @@ def _locate(hub_id: str, revision: str | None) -> tuple[str | Path, bool]:
     if _offline():
         raise _unreachable_error(hub_id, "it is not in the local cache and HF_HUB_OFFLINE is set")
     if not _hub_reachable():
-        raise _unreachable_error(hub_id, f"the hub ({_hub_host()}) cannot be reached and it is not cached")
+        raise _unreachable_error(hub_id, f"the hub ({_hub_address()[0]}) cannot be reached and it is not cached")
     return hub_id, False
 
 
@@ -511,10 +529,39 @@ _MODEL_CLASSES = {"data2vec-audio": "Data2VecAudioModel", "hubert": "HubertModel
 _CONFIG_CLASSES = {"data2vec-audio": "Data2VecAudioConfig", "hubert": "HubertConfig", "wav2vec2": "Wav2Vec2Config"}
 
 
+def _load_error(display: str, where, exc: Exception) -> ModelError:
+    return ModelError(
+        f"{display}: loading the model from {where} failed: {type(exc).__name__}: {exc}. Fixes: re-download it "
+        f"(`hf download {display} --force-download` for a hub id), check that the folder holds config.json and "
+        f"model.safetensors (or pytorch_model.bin) as save_pretrained writes them, or use the offline model "
+        f"{OFFLINE_MODEL!r}.")
+
+
+def _from_pretrained(cls, display: str, where, **kwargs):
+    try:
+        return cls.from_pretrained(where, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - missing/corrupt weights, bad code: one clear error
+        raise _load_error(display, where, exc) from exc
+
+
+def _code_digest(where) -> str | None:
+    """Hash of a local folder's remote-code files (they change the numbers as much as the weights)."""
+    if not Path(where).is_dir():
+        return None
+    files = sorted(Path(where).glob("*.py"))
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"|" + f.read_bytes())
+    return h.hexdigest()
+
+
 def _load_files(where: str | Path, *, display: str, base: ModelSpec | None, revision: str | None,
                 local_only: bool, trust_remote_code: bool) -> tuple[torch.nn.Module, ModelSpec, dict, str | None]:
     import transformers
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     def fetch(filename: str) -> dict | None:
         if Path(where).is_dir():
@@ -522,8 +569,11 @@ def _load_files(where: str | Path, *, display: str, base: ModelSpec | None, revi
         try:
             return _read_json(Path(hf_hub_download(str(where), filename, revision=revision,
                                                    local_files_only=local_only)))
-        except Exception:  # noqa: BLE001 - a missing optional file
+        except (EntryNotFoundError, LocalEntryNotFoundError):
             return None
+        except Exception as exc:  # noqa: BLE001 - unknown repo, gated, HTTP: say what happened
+            raise ModelError(f"{display}: fetching {filename} failed: {exc}. Check the id (and access rights "
+                             f"for gated models: `hf auth login`).") from exc
 
     config = fetch("config.json")
     if config is None:
@@ -538,14 +588,17 @@ def _load_files(where: str | Path, *, display: str, base: ModelSpec | None, revi
                 f"{display} runs custom model code from its repository (MERTModel). Read it, then pass "
                 f"trust_remote_code=True (and ideally revision='<commit>' to pin the code you read): "
                 f"load_model({display!r}, trust_remote_code=True).")
-        config_obj = transformers.AutoConfig.from_pretrained(
-            where, trust_remote_code=True, revision=revision, local_files_only=local_only)
+        try:
+            config_obj = transformers.AutoConfig.from_pretrained(
+                where, trust_remote_code=True, revision=revision, local_files_only=local_only)
+        except Exception as exc:  # noqa: BLE001 - remote code can fail in any way
+            raise _load_error(display, where, exc) from exc
         if not hasattr(config_obj, "conv_pos_batch_norm"):
             # MERT's remote code predates this HuBERT option (transformers >= 4.48 reads it)
             config_obj.conv_pos_batch_norm = False
-        module = transformers.AutoModel.from_pretrained(
-            where, config=config_obj, trust_remote_code=True, revision=revision,
-            code_revision=revision, local_files_only=local_only)
+        module = _from_pretrained(transformers.AutoModel, display, where, config=config_obj,
+                                  trust_remote_code=True, revision=revision, code_revision=revision,
+                                  local_files_only=local_only)
     else:
         if model_type not in _MODEL_CLASSES:
             raise ModelError(f"{display}: model_type {model_type!r} is not a wav2vec2-family encoder m2v_lab "
@@ -555,8 +608,8 @@ def _load_files(where: str | Path, *, display: str, base: ModelSpec | None, revi
                                     config_cls, f"{display} config.json")
         config_obj = config_cls(**clean)
         model_cls = getattr(transformers, _MODEL_CLASSES[model_type])
-        module = model_cls.from_pretrained(where, config=config_obj, revision=revision,
-                                           local_files_only=local_only)
+        module = _from_pretrained(model_cls, display, where, config=config_obj, revision=revision,
+                                  local_files_only=local_only)
     resolved = getattr(module.config, "_commit_hash", None) or revision
     spec, facts = _spec_for_local(display, config, preprocessor, base)
     return module, spec, facts, resolved
@@ -609,6 +662,7 @@ def load_model(name_or_path: str | os.PathLike, *, revision: str | None = None, 
     key = str(name_or_path)
     base = REGISTRY.get(_ALIASES.get(key.lower(), ""))
     facts: dict[str, str] = {}
+    code = None
     if base is not None and base.loader == "tiny":
         module, spec, source, resolved = _build_tiny(base), base, base.name, None
         facts = {k: "registry (tiny model)" for k in ("sample_rate", "do_normalize", "context_seconds")}
@@ -633,6 +687,7 @@ def load_model(name_or_path: str | os.PathLike, *, revision: str | None = None, 
         module, spec, facts, resolved = _load_files(where, display=display, base=base, revision=revision,
                                                     local_only=local_only,
                                                     trust_remote_code=trust_remote_code)
+        code = _code_digest(where)
         source = display
     if sample_rate is not None:
         spec = replace(spec, sample_rate=int(sample_rate))
@@ -640,7 +695,8 @@ def load_model(name_or_path: str | os.PathLike, *, revision: str | None = None, 
     if context_seconds is not None:
         spec = replace(spec, context_seconds=float(context_seconds))
         facts["context_seconds"] = "argument"
-    model = LoadedModel(module, spec, source=source, revision=resolved, device=dev, dtype=dt, facts=facts)
+    model = LoadedModel(module, spec, source=source, revision=resolved, device=dev, dtype=dt, facts=facts,
+                        code_digest=code)
     return model.to(dev, dt)
 
 
@@ -658,7 +714,7 @@ def random_twin(model: LoadedModel, *, seed: int = 0) -> LoadedModel:
                    paradigm="none (random init, UNTRAINED)")
     twin = LoadedModel(module, spec, source=f"random_twin({model.source!r}, seed={seed})",
                        revision=None, do_normalize=model.do_normalize, device=model.device,
-                       dtype=model.dtype, facts=model.facts)
+                       dtype=model.dtype, facts=model.facts, code_digest=model.code_digest)
     return twin.to(model.device, model.dtype)
 
 

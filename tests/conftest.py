@@ -2,7 +2,12 @@
 
 import os
 
+import tempfile  # noqa: E402
+
 os.environ["HF_HUB_OFFLINE"] = "1"
+# an empty Hugging Face cache: the offline-error tests must not find a model the developer downloaded
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="m2v_lab_hf_home_")
+os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("M2V_LAB_CACHE", None)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

@@ -130,6 +130,8 @@ def test_as_sources_gives_unique_ids_and_reads_dataframes(tmp_path):
 
     srcs = as_sources(["a.wav", "a.wav", (np.zeros(10), 8000)])
     assert [s.clip_id for s in srcs] == ["a.wav", "a.wav#1", "array_2"]
+    ids = [s.clip_id for s in as_sources(["a.wav", "a.wav", "a.wav#1"])]
+    assert len(set(ids)) == 3
     frame = pd.DataFrame({"path": ["x.wav", "x.wav"], "start": [0.0, 2.0], "duration": [2.0, np.nan]})
     srcs = as_sources(frame)
     assert [(s.start, s.duration) for s in srcs] == [(0.0, 2.0), (2.0, None)]
@@ -138,6 +140,11 @@ def test_as_sources_gives_unique_ids_and_reads_dataframes(tmp_path):
         as_sources([np.zeros(10)])
     with pytest.raises(AudioError, match="swap"):
         as_sources([(np.zeros(10), 0.5)])
+
+
+def test_channels_first_arrays_get_a_hint_to_transpose():
+    with pytest.raises(AudioError, match=r"array\.T"):
+        load((np.zeros((2, 16000), np.float32), 16000), sample_rate=16000)
 
 
 def test_segments_of_a_file_read_only_their_span(write_audio):

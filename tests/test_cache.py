@@ -48,6 +48,47 @@ def test_key_changes_with_everything_that_changes_the_numbers(tiny, write_audio,
     assert len(_entries(cache)) == 2 + len(variants) + 1
 
 
+def test_key_ignores_what_does_not_change_the_numbers_and_sees_tails_and_segments(tiny, write_audio, tmp_path):
+    cache = tmp_path / "c"
+    path = write_audio("a.wav", 2.5)
+    m2v.extract(tiny, [path], window=1.0, cache_dir=cache, progress=False)
+    same = [dict(batch_size=1), dict(layers=[0, 5])]
+    for kw in same:
+        assert m2v.extract(tiny, [path], window=1.0, cache_dir=cache, progress=False, **kw).meta["cache_hits"] == 1
+    renamed = path.with_name("renamed.wav")
+    renamed.write_bytes(path.read_bytes())
+    assert m2v.extract(tiny, [renamed], window=1.0, cache_dir=cache, progress=False).meta["cache_hits"] == 1
+    assert m2v.extract(tiny, [path], window=1.0, min_last=0.6, cache_dir=cache,
+                       progress=False).meta["cache_hits"] == 0  # the tail is dropped now
+    segment = m2v.audio.AudioSource("seg", path=path, start=0.5, duration=1.0)
+    assert m2v.extract(tiny, [segment], window=1.0, cache_dir=cache, progress=False).meta["cache_hits"] == 0
+    no_norm = dict(do_normalize=False, window=1.0, cache_dir=cache, progress=False)
+    m2v.extract(tiny, [path], normalize_scope="track", **no_norm)
+    assert m2v.extract(tiny, [path], normalize_scope="window", **no_norm).meta["cache_hits"] == 1
+
+
+def test_in_place_weight_edit_changes_the_fingerprint_so_the_cache_misses(write_audio, tmp_path):
+    import torch
+
+    model = m2v.load_model("tiny-music2vec")
+    path = write_audio("a.wav", 1.0)
+    m2v.extract(model, [path], cache_dir=tmp_path, progress=False)
+    with torch.no_grad():
+        next(model.module.parameters()).mul_(1.5)
+    assert m2v.extract(model, [path], cache_dir=tmp_path, progress=False).meta["cache_hits"] == 0
+
+
+def test_a_failing_cache_write_warns_and_the_run_completes(tiny, write_audio, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise m2v.CacheError("disk full (simulated).")
+
+    monkeypatch.setattr(FeatureCache, "put", broken)
+    paths = [write_audio(f"c{i}.wav", 1.0, seed=i) for i in range(3)]
+    with pytest.warns(CacheWarning, match="without the cache"):
+        feats = m2v.extract(tiny, paths, cache_dir=tmp_path, progress=False)
+    assert len(feats) == 3 and not feats.failed
+
+
 def test_truncated_entry_is_detected_and_recomputed_with_a_warning(tiny, write_audio, tmp_path):
     path = write_audio("a.wav", 1.0)
     clean = m2v.extract(tiny, [path], cache_dir=tmp_path / "c", progress=False)
@@ -76,7 +117,9 @@ def test_cache_info_and_clear(tiny, write_audio, tmp_path):
     info = m2v.cache_info(tmp_path / "c")
     assert info["entries"].tolist() == [2] and info["model_name"].tolist() == ["tiny-music2vec"]
     assert info["bytes"].iloc[0] > 0
-    assert m2v.clear_cache(tmp_path / "c", model=tiny) == 2
+    with pytest.raises(m2v.CacheError, match="tiny-music2vec"):
+        m2v.clear_cache(tmp_path / "c", model="no-such-model")
+    assert m2v.clear_cache(tmp_path / "c", model="tiny-music2vec") == 2
     assert _entries(tmp_path / "c") == []
 
 

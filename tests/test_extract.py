@@ -49,9 +49,19 @@ def test_clips_of_different_lengths_in_one_call_get_exactly_their_solo_numbers(t
         np.testing.assert_array_equal(together.frames(i), alone.frames(0))
 
 
-def test_equal_length_clips_batch_together_and_match_their_solo_numbers(tiny, write_audio):
+def test_equal_length_clips_batch_together_and_match_their_solo_numbers(tiny, write_audio, monkeypatch):
     paths = [write_audio(f"e{i}.wav", 1.0, seed=i, freq=200 + 50 * i) for i in range(5)]
-    together = m2v.extract(tiny, paths, progress=False, batch_size=5)
+    batches = []
+    original = type(tiny).layer_states
+
+    def spy(self, x):
+        batches.append(tuple(np.shape(x)))
+        return original(self, x)
+
+    monkeypatch.setattr(type(tiny), "layer_states", spy)
+    together = m2v.extract(tiny, paths + [write_audio("odd.wav", 1.3)], progress=False, batch_size=5)
+    assert sorted(batches) == [(1, 20800), (5, 16000)]
+    monkeypatch.undo()
     for i, p in enumerate(paths):
         alone = m2v.extract(tiny, [p], progress=False)
         np.testing.assert_allclose(together.pooled[:, i], alone.pooled[:, 0], rtol=0, atol=1e-5)
@@ -81,15 +91,22 @@ def test_long_clip_is_windowed_and_pooled_over_all_windows(tiny, write_audio):
     np.testing.assert_allclose(pooled, feats.frames(0).mean(axis=1), atol=1e-5)
 
 
-def test_ten_minute_track_extracts_pooled_without_holding_its_frames(tiny, tmp_path):
+def test_ten_minute_track_extracts_pooled_without_holding_its_audio_or_frames(tiny, tmp_path):
+    import tracemalloc
+
     rate = 16000
     path = tmp_path / "ten_minutes.flac"
     with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
         for minute in range(10):
             f.write(tone(60, rate, freq=220 + 20 * minute, seed=minute))
-    feats = m2v.extract(tiny, [path], progress=False)
+    tracemalloc.start()
+    feats = m2v.extract(tiny, [path], batch_size=2, progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     assert feats.pooled.shape == (13, 1, 96)
     assert len(feats.windows[0]) == 20 and not feats.failed  # 20 windows of 30 s
+    whole_track = 600 * rate * 4  # 38 MB as float32; its frames would be 13 x 29999 x 96 x 4 = 150 MB
+    assert peak < 0.6 * whole_track, f"numpy peak {peak / 2**20:.0f} MB: the track is being held"
 
 
 def test_bad_clips_are_collected_with_reasons_while_the_rest_completes(tiny, tmp_path, write_audio):
@@ -111,6 +128,43 @@ def test_bad_clips_are_collected_with_reasons_while_the_rest_completes(tiny, tmp
     assert "at least 400 samples" in feats.failed["short"]
     with pytest.raises(m2v.AudioError, match="text.wav"):
         m2v.extract(tiny, [good[0], text], on_error="raise", progress=False)
+
+
+def test_align_finds_rows_of_a_filtered_frame_by_index_label(tiny, write_audio):
+    frame = pd.DataFrame({"path": [str(write_audio(f"{c}.wav", 1.0, seed=i)) for i, c in enumerate("abcd")],
+                          "label": list("abcd"), "split": ["tr", "te", "tr", "te"]})
+    test = frame[frame.split == "te"]
+    feats = m2v.extract(tiny, test, progress=False)
+    assert feats.align(test)["label"].tolist() == ["b", "d"]
+    assert feats.align(frame)["label"].tolist() == ["b", "d"]
+    other = frame.assign(path=frame.path[::-1].to_numpy())
+    with pytest.raises(m2v.FeaturesError, match="do not name the clips"):
+        feats.align(other)
+
+
+def test_select_takes_a_boolean_mask_over_clips(tiny, write_audio):
+    feats = m2v.extract(tiny, [write_audio(f"{c}.wav", 1.0, seed=i) for i, c in enumerate("abc")], progress=False)
+    some = feats.select(clips=np.array([False, True, True]))
+    assert some.clips == feats.clips[1:]
+    np.testing.assert_array_equal(some.pooled, feats.pooled[:, 1:])
+    with pytest.raises(m2v.FeaturesError, match="3 entries"):
+        feats.select(clips=np.array([True, False]))
+
+
+def test_pool_none_with_a_layer_subset_keeps_only_those_layers(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    full = m2v.extract(tiny, [path], pool=None, progress=False)
+    for cache in (False, tmp_path / "c", tmp_path / "c"):
+        one = m2v.extract(tiny, [path], pool=None, layers=[3], cache_dir=cache, progress=False)
+        np.testing.assert_array_equal(one.frames(0), full.frames(0)[[3]])
+
+
+def test_invalid_options_raise_option_errors_naming_the_values(tiny, write_audio):
+    path = write_audio("a.wav", 1.0)
+    with pytest.raises(m2v.OptionError, match="'track' or 'window'"):
+        m2v.extract(tiny, [path], normalize_scope="Track", progress=False)
+    with pytest.raises(m2v.OptionError, match="pool"):
+        m2v.extract(tiny, [path], pool="median", progress=False)
 
 
 def test_dataframe_input_and_align_give_labels_for_the_extracted_rows(tiny, tmp_path, write_audio):
@@ -140,7 +194,7 @@ def test_pool_none_features_refuse_pooled_access_with_the_fix(tiny, write_audio)
 
 
 def test_window_given_in_samples_is_caught(tiny, write_audio):
-    with pytest.raises(m2v.AudioError, match="samples instead of seconds"):
+    with pytest.raises(m2v.OptionError, match="samples instead of seconds"):
         m2v.extract(tiny, [write_audio("a.wav", 1.0)], window=480000, progress=False)
 
 

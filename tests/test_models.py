@@ -141,13 +141,17 @@ def test_unknown_hub_id_fails_fast_naming_the_cache_and_the_offline_model():
     with pytest.raises(m2v.ModelError) as err:
         m2v.load_model("m-a-p/music2vec-v1")
     assert time.perf_counter() - start < 5
+    from huggingface_hub import constants
+
     message = str(err.value)
-    assert "huggingface" in message and "tiny-music2vec" in message and "HF_HUB_OFFLINE" in message
+    assert constants.HF_HUB_CACHE in message and "tiny-music2vec" in message and "HF_HUB_OFFLINE" in message
 
 
 def test_unreachable_hub_without_offline_flag_fails_in_seconds(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("m2v_lab.models._hub_host", lambda: "127.0.0.1.invalid")
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr("m2v_lab.models._hub_address", lambda: ("127.0.0.1.invalid", 443))
     start = time.perf_counter()
     with pytest.raises(m2v.ModelError, match="cannot be reached"):
         m2v.load_model("someone/some-model")
@@ -165,9 +169,16 @@ def test_fingerprint_is_stable_across_loads_and_changes_with_weights(tiny, tmp_p
     tiny.module.save_pretrained(tmp_path)
     assert m2v.load_model(tmp_path).fingerprint == tiny.fingerprint
     with torch.no_grad():
-        next(again.module.parameters()).add_(1e-3)
-    again._fingerprint = None
+        next(again.module.parameters()).add_(1e-3)  # in place: no reload, no reset
     assert again.fingerprint != tiny.fingerprint
+
+
+def test_folder_without_weights_raises_model_error_and_the_fallback_still_works(tiny, tmp_path, capsys):
+    tiny.module.config.save_pretrained(tmp_path)
+    with pytest.raises(m2v.ModelError, match=r"loading the model .* failed.*model.safetensors"):
+        m2v.load_model(tmp_path)
+    with pytest.warns(UserWarning):
+        assert m2v.load_model_with_fallback(str(tmp_path)).name == "tiny-music2vec"
 
 
 def test_half_precision_is_refused_on_cpu():
