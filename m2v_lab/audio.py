@@ -289,29 +289,41 @@ def load(source, *, sample_rate: int) -> np.ndarray:
     return np.concatenate(list(blocks(src, sample_rate=sample_rate)))
 
 
-def track_stats(source: AudioSource, *, sample_rate: int) -> tuple[float, float, int]:
-    """(mean, std, samples) of the whole clip at ``sample_rate``, accumulated in float64."""
-    n, total, total_sq = 0, 0.0, 0.0
+def track_stats(source: AudioSource, *, sample_rate: int, exact_within: int | None = None):
+    """``(mean, std, samples)`` of the whole clip at ``sample_rate``.
+
+    A clip of at most ``exact_within`` samples gets the processor's own float32 arithmetic, so a
+    clip that fits one window is normalised bit for bit as the model card's processor does it;
+    longer clips combine per-block statistics in float64 (Chan et al.'s pairwise update), which
+    stays exact with a large DC offset.
+    """
+    n, mean, m2 = 0, 0.0, 0.0
+    held: list[np.ndarray] | None = []
     for b in blocks(source, sample_rate=sample_rate):
-        b64 = b.astype(np.float64)
-        n += b.size
-        total += b64.sum()
-        total_sq += np.dot(b64, b64)
-    mean = total / n
-    var = max(total_sq / n - mean * mean, 0.0)
-    return mean, math.sqrt(var + _NORM_EPS), n
+        if held is not None:
+            held = held + [b] if exact_within is not None and n + b.size <= exact_within else None
+        b_mean = b.mean(dtype=np.float64)
+        b_m2 = float(np.square(b - b_mean, dtype=np.float64).sum())
+        total = n + b.size
+        delta = b_mean - mean
+        mean += delta * b.size / total
+        m2 += b_m2 + delta * delta * n * b.size / total
+        n = total
+    if held is not None:
+        x = np.concatenate(held)
+        return x.mean(), np.sqrt(x.var() + _NORM_EPS), n
+    return mean, math.sqrt(m2 / n + _NORM_EPS), n
 
 
-def normalize(x: np.ndarray, *, mean: float | None = None, std: float | None = None) -> np.ndarray:
+def normalize(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
     """Zero-mean, unit-variance waveform, as ``Wav2Vec2FeatureExtractor(do_normalize=True)``.
 
-    ``mean``/``std`` default to the array's own (statistics in float64).
+    Without ``mean``/``std`` it is the processor's own float32 arithmetic on ``x`` (bit-identical).
     """
     if mean is None or std is None:
-        x64 = x.astype(np.float64)
-        mean = x64.mean()
-        std = math.sqrt(x64.var() + _NORM_EPS)
-    return ((x - mean) / std).astype(np.float32)
+        x = np.asarray(x, dtype=np.float32)
+        return (x - x.mean()) / np.sqrt(x.var() + _NORM_EPS)
+    return ((x - mean) / std).astype(np.float32, copy=False)
 
 
 def windows(source: AudioSource, *, sample_rate: int, window: int, min_last: int, min_samples: int,
@@ -327,7 +339,7 @@ def windows(source: AudioSource, *, sample_rate: int, window: int, min_last: int
         raise AudioError(f"normalisation scope {scope!r} must be 'track' or 'window'.")
     mean = std = None
     if do_normalize and scope == "track":
-        mean, std, _ = track_stats(source, sample_rate=sample_rate)
+        mean, std, _ = track_stats(source, sample_rate=sample_rate, exact_within=window)
 
     def emit(start, x):
         if do_normalize:

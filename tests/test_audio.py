@@ -111,7 +111,18 @@ def test_normalize_matches_the_model_card_processor():
     fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                                   return_attention_mask=True)
     ref = fe(x, sampling_rate=16000, return_tensors="np")["input_values"][0]
-    np.testing.assert_allclose(normalize(x), ref, atol=2e-6)
+    np.testing.assert_array_equal(normalize(x), ref)
+
+
+def test_track_statistics_stay_exact_over_many_blocks_with_a_large_offset():
+    from m2v_lab.audio import track_stats
+
+    x = (tone(40, 16000) + 100.0).astype(np.float32)  # 4 blocks of 10 s, DC offset 100
+    mean, std, n = track_stats(AudioSource("x", array=x, sample_rate=16000), sample_rate=16000)
+    x64 = x.astype(np.float64)
+    assert n == x.size
+    assert mean == pytest.approx(x64.mean(), rel=1e-12)
+    assert std == pytest.approx(np.sqrt(x64.var() + 1e-7), rel=1e-9)
 
 
 def test_track_scope_normalises_every_window_with_whole_track_statistics():
