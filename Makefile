@@ -31,8 +31,14 @@ else
 endif
 	@touch $(STAMP)
 
+# Jupyter refuses to start as root ("Running as root is not recommended"), yet containers and cloud
+# notebooks run as root: pass --allow-root there only (effective uid 0), so a normal user keeps the check.
+LAB_ALLOW_ROOT = $(if $(filter 0,$(shell id -u)),--allow-root)
+# Extra options for jupyter lab, e.g. LAB_ARGS="--no-browser --port=8890" (the test serves on its own port).
+LAB_ARGS ?=
+
 lab: $(STAMP)
-	HF_HUB_OFFLINE= $(ENV)/bin/jupyter lab notebooks/
+	HF_HUB_OFFLINE= $(ENV)/bin/jupyter lab $(LAB_ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
