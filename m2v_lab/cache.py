@@ -1,22 +1,31 @@
 """An opt-in, content-addressed disk cache of extracted features.
 
-One entry per clip and setting: a safetensors file (no pickle) whose name is the
-sha256 of everything that changes the numbers — the model fingerprint (config,
-weights, revision), the audio content hash, and every extraction parameter.
-Entries are written to a temporary file in the same folder and renamed into
-place, so a killed run or two kernels writing the same entry never leave a
-half-written one; an entry that fails to load (truncated, corrupt) is removed
-with a warning and recomputed.
+Each clip and setting has a *head* entry, a safetensors file (no pickle) whose name is the
+sha256 of everything that changes the numbers — the model fingerprint (config, weights,
+revision), the audio content hash and every extraction parameter.  The head holds the
+clip's windows and, for pooled settings, every layer's pooled vector (pooling all layers
+costs nothing next to the forward pass, so any later layer subset is a hit).  Frame-level
+features are stored one file per layer beside the head (``<key>.L07.safetensors``): a
+request for some layers writes and reads only those, and a later request for others
+computes only what is missing.
 
-Where: ``cache_dir=`` in :func:`m2v_lab.extract`; ``True`` means the default
-folder, ``$M2V_LAB_CACHE`` or else ``~/.cache/m2v_lab``; None uses
-``$M2V_LAB_CACHE`` when set and caches nothing otherwise; False never caches.
+Every tensor's sha256 is stored in its file and checked on read: safetensors itself checks
+only the header and the size, so a flipped byte in the data would otherwise be served.
+Files are written to a temporary file in the same folder and renamed into place, so a killed
+run or two kernels writing the same entry never leave a half-written one; an entry that
+fails to load (truncated, corrupt, wrong digest) is removed with a warning and recomputed.
+
+Where: ``cache_dir=`` in :func:`m2v_lab.extract`; ``True`` means the default folder,
+``$M2V_LAB_CACHE`` or else ``~/.cache/m2v_lab``; None uses ``$M2V_LAB_CACHE`` when set and
+caches nothing otherwise; False never caches.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -28,8 +37,9 @@ from .errors import CacheError
 
 __all__ = ["FeatureCache", "CacheWarning", "default_cache_dir", "resolve_cache_dir", "cache_info", "clear_cache"]
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 _SUFFIX = ".safetensors"
+_HEAD = re.compile(r"^[0-9a-f]{64}\.safetensors$")
 _STALE_TMP_SECONDS = 24 * 3600
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -37,6 +47,10 @@ os.umask(_UMASK)
 
 class CacheWarning(UserWarning):
     """A cache entry was unusable and is being recomputed."""
+
+
+class _Corrupt(ValueError):
+    """A file's content does not match what it says it holds."""
 
 
 def default_cache_dir() -> Path:
@@ -56,8 +70,13 @@ def resolve_cache_dir(cache_dir) -> Path | None:
     return Path(os.fspath(cache_dir)).expanduser()
 
 
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
+
+
 class FeatureCache:
-    """Entries under ``root/<model fingerprint[:16]>/<key[:2]>/<key>.safetensors``."""
+    """Files under ``root/<model fingerprint[:16]>/<key[:2]>/``: ``<key>.safetensors`` (head) and
+    ``<key>.L<layer>.safetensors`` (one layer's frames)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser()
@@ -67,61 +86,66 @@ class FeatureCache:
             raise CacheError(f"cannot create the cache folder {self.root}: {exc}. Pass another cache_dir= "
                              "or set M2V_LAB_CACHE to a writable folder.") from exc
 
-    def path(self, model_fingerprint: str, key: str) -> Path:
-        return self.root / model_fingerprint[:16] / key[:2] / f"{key}{_SUFFIX}"
+    def path(self, model_fingerprint: str, key: str, layer: int | None = None) -> Path:
+        """The head file of an entry, or the file of one layer's frames."""
+        name = key if layer is None else f"{key}.L{int(layer):02d}"
+        return self.root / model_fingerprint[:16] / key[:2] / f"{name}{_SUFFIX}"
 
-    def get(self, model_fingerprint: str, key: str, *, names=None) -> tuple[dict[str, np.ndarray], dict] | None:
-        """``(tensors, meta)`` of an entry, or None when absent or unusable (then removed, with a warning).
-
-        ``names`` reads only those tensors (e.g. ``("windows",)``), leaving large frame arrays on disk.
-        """
+    # -- reading ------------------------------------------------------------------
+    def _read(self, path: Path, key: str, names) -> tuple[dict[str, np.ndarray], dict] | None:
         from safetensors import SafetensorError, safe_open
 
-        path = self.path(model_fingerprint, key)
-        if not path.exists():
-            return None
         try:
             with safe_open(str(path), framework="numpy") as f:
                 meta = json.loads((f.metadata() or {}).get("m2v_lab", "{}"))
                 if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
-                    raise ValueError("entry does not carry the key it is filed under")
-                tensors = {n: f.get_tensor(n) for n in (f.keys() if names is None else names)}
+                    raise _Corrupt("it does not carry the key it is filed under")
+                digests = meta.get("digests", {})
+                tensors = {}
+                for name in (f.keys() if names is None else names):
+                    tensors[name] = f.get_tensor(name)
+                    if digests.get(name) != _digest(tensors[name]):
+                        raise _Corrupt(f"tensor {name!r} does not match its stored sha256")
+        except FileNotFoundError:
+            return None
         except PermissionError as exc:  # someone else's entry in a shared cache: not ours to delete
             warnings.warn(f"cache entry {path} is not readable ({exc}); computing without it.", CacheWarning,
-                          stacklevel=3)
+                          stacklevel=4)
             return None
         except (SafetensorError, OSError, ValueError, KeyError) as exc:
-            warnings.warn(f"cache entry {path} is unusable ({exc}); recomputing it.", CacheWarning, stacklevel=3)
+            warnings.warn(f"cache entry {path} is unusable ({exc}); recomputing it.", CacheWarning, stacklevel=4)
             path.unlink(missing_ok=True)
             return None
         return tensors, meta
 
-    def frames(self, model_fingerprint: str, key: str, positions=None) -> np.ndarray | None:
-        """The ``frames`` tensor of an entry, only the layers at ``positions`` when given."""
-        from safetensors import safe_open
+    def get(self, model_fingerprint: str, key: str, *, names=None) -> tuple[dict[str, np.ndarray], dict] | None:
+        """``(tensors, meta)`` of a head entry, or None when absent or unusable (then removed, with a warning).
 
-        path = self.path(model_fingerprint, key)
-        if not path.exists():
-            return None
-        with safe_open(str(path), framework="numpy") as f:
-            if positions is None:
-                return f.get_tensor("frames")
-            sliced = f.get_slice("frames")
-            return np.concatenate([sliced[p:p + 1] for p in positions])
+        ``names`` reads (and verifies) only those tensors, e.g. ``("windows",)``.
+        """
+        return self._read(self.path(model_fingerprint, key), key, names)
 
-    def put(self, model_fingerprint: str, key: str, tensors: dict[str, np.ndarray], meta: dict) -> Path:
-        """Write an entry atomically (temporary file + rename) and return its path."""
+    def get_layer(self, model_fingerprint: str, key: str, layer: int) -> np.ndarray | None:
+        """One layer's frames ``(frames, dim)``, verified; None when absent or unusable (then removed)."""
+        entry = self._read(self.path(model_fingerprint, key, layer), key, ("frames",))
+        return None if entry is None else entry[0]["frames"]
+
+    def missing_layers(self, model_fingerprint: str, key: str, layers) -> list[int]:
+        """Those of ``layers`` that have no frames file (presence only: contents are verified on read)."""
+        return [int(p) for p in layers if not self.path(model_fingerprint, key, p).exists()]
+
+    # -- writing ------------------------------------------------------------------
+    def _write(self, path: Path, key: str, tensors: dict[str, np.ndarray], meta: dict) -> Path:
         from safetensors.numpy import save_file
 
-        path = self.path(model_fingerprint, key)
+        tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        record = dict(meta, key=key, format=CACHE_FORMAT, digests={k: _digest(v) for k, v in tensors.items()})
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:20]}.", suffix=".tmp")
             os.close(fd)
             try:
-                record = dict(meta, key=key, format=CACHE_FORMAT)
-                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
-                          metadata={"m2v_lab": json.dumps(record, default=str)})
+                save_file(tensors, tmp, metadata={"m2v_lab": json.dumps(record, default=str)})
                 with open(tmp, "rb") as f:
                     os.fsync(f.fileno())
                 os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache needs others to read
@@ -134,8 +158,17 @@ class FeatureCache:
                              "cache_dir= (or cache_dir=False to skip caching).") from exc
         return path
 
+    def put(self, model_fingerprint: str, key: str, tensors: dict[str, np.ndarray], meta: dict) -> Path:
+        """Write a head entry atomically (temporary file + rename) and return its path."""
+        return self._write(self.path(model_fingerprint, key), key, tensors, meta)
+
+    def put_layer(self, model_fingerprint: str, key: str, layer: int, frames: np.ndarray) -> Path:
+        """Write one layer's frames ``(frames, dim)`` of an entry atomically."""
+        return self._write(self.path(model_fingerprint, key, layer), key, {"frames": frames}, {"layer": int(layer)})
+
     def entries(self) -> list[Path]:
-        return sorted(self.root.glob(f"*/*/*{_SUFFIX}"))
+        """Head files (one per clip and setting)."""
+        return sorted(p for p in self.root.glob(f"*/*/*{_SUFFIX}") if _HEAD.match(p.name))
 
 
 def _metadata(path: Path) -> dict:
@@ -151,9 +184,10 @@ def cache_info(cache_dir=True):
     Returns
     -------
     pandas.DataFrame
-        One row per model folder: ``model`` (fingerprint prefix), ``model_name``, ``entries``,
-        ``bytes``; ``attrs["root"]`` is the folder and ``attrs["temporary_files"]`` counts
-        leftovers of interrupted writes.
+        One row per model folder: ``model`` (fingerprint prefix), ``model_name``, ``entries``
+        (clips × settings), ``layer_files`` (stored frame layers), ``bytes`` (all files);
+        ``attrs["root"]`` is the folder and ``attrs["temporary_files"]`` counts leftovers of
+        interrupted writes.
     """
     import pandas as pd
 
@@ -161,15 +195,16 @@ def cache_info(cache_dir=True):
     rows = []
     for model_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
         files = list(model_dir.glob(f"*/*{_SUFFIX}"))
+        heads = [f for f in files if _HEAD.match(f.name)]
         name = ""
-        if files:
+        if heads:
             try:
-                name = json.loads(_metadata(files[0]).get("m2v_lab", "{}")).get("model", "")
+                name = json.loads(_metadata(heads[0]).get("m2v_lab", "{}")).get("model", "")
             except Exception:  # noqa: BLE001 - a broken entry only loses the display name here
                 name = "?"
-        rows.append({"model": model_dir.name, "model_name": name, "entries": len(files),
-                     "bytes": sum(f.stat().st_size for f in files)})
-    frame = pd.DataFrame(rows, columns=["model", "model_name", "entries", "bytes"])
+        rows.append({"model": model_dir.name, "model_name": name, "entries": len(heads),
+                     "layer_files": len(files) - len(heads), "bytes": sum(f.stat().st_size for f in files)})
+    frame = pd.DataFrame(rows, columns=["model", "model_name", "entries", "layer_files", "bytes"])
     frame.attrs["root"] = str(root)
     frame.attrs["temporary_files"] = len(list(root.glob("*/*/*.tmp"))) if root.exists() else 0
     return frame
@@ -179,8 +214,8 @@ def clear_cache(cache_dir=True, *, model=None) -> int:
     """Delete cache entries (all, or one model's) and stale temporary files.
 
     ``model`` is a LoadedModel, a fingerprint, or a model name as ``cache_info()`` lists it.
-    Returns the number of entries removed.  Temporary files younger than a day are left
-    alone: they may belong to a run in progress.
+    Returns the number of entries (heads) removed; their layer files go with them.  Temporary
+    files younger than a day are left alone: they may belong to a run in progress.
     """
     root = resolve_cache_dir(cache_dir) or default_cache_dir()
     if not root.exists():
@@ -201,8 +236,8 @@ def clear_cache(cache_dir=True, *, model=None) -> int:
     now = time.time()
     for d in dirs:
         for f in d.glob(f"*/*{_SUFFIX}"):
+            removed += bool(_HEAD.match(f.name))
             f.unlink(missing_ok=True)
-            removed += 1
         for tmp in d.glob("*/*.tmp"):
             if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
                 tmp.unlink(missing_ok=True)

@@ -3,23 +3,26 @@
 >>> feats = m2v.extract(model, ["a.wav", "b.flac"], pool="mean", cache_dir=True)
 >>> feats.pooled.shape           # (layers, clips, dim), e.g. (13, 2, 768)
 
-How: each clip streams through :func:`m2v_lab.audio.windows`; windows wait in
-buckets keyed by their exact length and run through the model a batch at a time.
-Only equal-length windows share a batch — zero-padding changes these models'
-outputs even with an attention mask (a 4 s clip padded to 6 s moved every
-feature of music2vec-v1 by up to 3.5) — so odd lengths run alone, and every
-clip gets exactly the numbers it gets on its own.  Pooling happens per window as
-results arrive (float64 sums), so memory does not grow with track length unless
-frames are asked for (``pool=None``).  A clip that fails is recorded in
-``feats.failed`` with its reason and the rest go on.
+How: clips are first looked up in the cache (when one is used); the others are decoded,
+resampled and cut into windows by background threads (:func:`m2v_lab.audio.prefetch_windows`)
+while the model runs.  Windows wait in buckets keyed by their exact length and run through
+the model a batch at a time.  Only equal-length windows share a batch — zero-padding changes
+these models' outputs even with an attention mask (a 4 s clip padded to 6 s moved every
+feature of music2vec-v1 by up to 3.5) — so odd lengths run alone, and every clip gets exactly
+the numbers it gets on its own.  Pooling happens per window as results arrive (float64 sums),
+so memory does not grow with track length unless frames are asked for (``pool=None``).  A
+clip that fails is recorded in ``feats.failed`` with its reason (and one warning says how many
+failed) while the rest go on; running out of device memory stops the run with advice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from collections import OrderedDict
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,13 +32,20 @@ from . import audio
 from .cache import CacheWarning, FeatureCache, resolve_cache_dir
 from .errors import AudioError, CacheError, M2VLabError, ModelError, OptionError
 from .features import Features
+from .layers import resolve_layers
 from .models import LoadedModel, load_model
 
-__all__ = ["extract", "EXTRACTION_VERSION"]
+__all__ = ["extract", "ExtractWarning", "EXTRACTION_VERSION"]
 
 #: Bumped whenever a change to the extraction code changes its numbers (invalidates cache entries).
-EXTRACTION_VERSION = "1"
+#: 2: the last state of pre-LN encoders is after the final LayerNorm, as the model cards give it.
+EXTRACTION_VERSION = "2"
 _POOLS = ("mean", "max", None)
+_FRAME_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+class ExtractWarning(UserWarning):
+    """Some clips could not be extracted and are left out of the result."""
 
 
 @dataclass
@@ -44,41 +54,23 @@ class _Clip:
 
     index: int
     source: audio.AudioSource
-    key: str | None
+    key: str | None = None
+    needed: list[int] | None = None  # frame layers to write to the cache (all asked, or those missing)
+    seconds: float = 0.0  # audio duration, for progress
     n_windows: int | None = None  # known once the clip has streamed to its end
+    received: int = 0
     done: int = 0
     failed: str | None = None
     windows: dict = field(default_factory=dict)  # window number -> (start, samples, frames)
-    total: np.ndarray | None = None  # float64 sums (mean) or running max
-    frames: dict = field(default_factory=dict)  # window number -> (layers, frames, dim)
+    total: np.ndarray | None = None  # float64 sums (mean) or running max, (layers, dim)
+    frames: dict = field(default_factory=dict)  # window number -> (asked layers, frames, dim)
 
 
-def _layer_positions(model: LoadedModel, layers) -> list[int]:
-    names = model.layer_names
-    if layers is None:
-        return list(range(len(names)))
-    if isinstance(layers, (int, np.integer, str)):
-        layers = [layers]
-    out = []
-    for layer in layers:
-        if isinstance(layer, str):
-            if layer not in names:
-                raise ModelError(f"layers: no layer {layer!r} in {model.name}; names are {list(names)}.")
-            out.append(names.index(layer))
-        else:
-            i = int(layer)
-            if not 0 <= i < len(names):
-                raise ModelError(f"layers: index {i} is out of range; {model.name} has states 0..{len(names) - 1} "
-                                 "(0 = pre_transformer).")
-            out.append(i)
-    return out
-
-
-def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope) -> dict:
+def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope, frames_dtype) -> dict:
     """Every parameter that changes the numbers (the non-audio, non-model part of the cache key)."""
     import transformers
 
-    window_s = model.context_seconds if window is None else float(window)
+    window_s = model.context_seconds if window is None else _seconds("window", window)
     if not window_s > 0:
         raise OptionError(f"window={window!r} must be a positive number of seconds.")
     if window_s > 3600:
@@ -89,10 +81,17 @@ def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope
                           f"({model.min_samples} samples at {model.sample_rate} Hz).")
     if scope not in ("track", "window"):
         raise OptionError(f"normalize_scope={scope!r}: use 'track' or 'window'.")
-    if not float(min_last) >= 0:
+    if not _seconds("min_last", min_last) >= 0:
         raise OptionError(f"min_last={min_last!r} must be a non-negative number of seconds.")
+    if do_normalize is not None and not isinstance(do_normalize, (bool, np.bool_)):
+        raise OptionError(f"do_normalize={do_normalize!r}: use True, False or None (the model's processor).")
+    if frames_dtype not in _FRAME_DTYPES:
+        raise OptionError(f"frames_dtype={frames_dtype!r}: use 'float32' or 'float16'.")
+    if frames_dtype != "float32" and pool is not None:
+        raise OptionError(f"frames_dtype={frames_dtype!r} applies to frames (pool=None); pooled features are "
+                          "always float32.")
     normalise = model.do_normalize if do_normalize is None else bool(do_normalize)
-    return {
+    settings = {
         "extraction_version": EXTRACTION_VERSION,
         "pool": pool,
         "sample_rate": model.sample_rate,
@@ -106,19 +105,64 @@ def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope
         "torch": ".".join(torch.__version__.split(".")[:2]),
         "transformers": ".".join(transformers.__version__.split(".")[:2]),
     }
+    if pool is None:
+        settings["frames_dtype"] = frames_dtype
+    return settings
 
 
-def _entry_key(model: LoadedModel, settings: dict, source: audio.AudioSource) -> str:
-    payload = json.dumps({"model": model.fingerprint, "audio": source.content_hash(), **settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def _seconds(option: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise OptionError(f"{option}={value!r} must be a number of seconds.")
+    return float(value)
+
+
+_DEVICE_ERRORS = tuple(e for e in (getattr(torch, "OutOfMemoryError", None),
+                                   getattr(torch, "AcceleratorError", None)) if e is not None)
+_DEVICE_MESSAGE = re.compile(r"out of memory|CUDA|CUBLAS|cuDNN|MPS backend|device-side|HIP error", re.I)
+
+
+def _is_device_error(exc: BaseException) -> bool:
+    return isinstance(exc, _DEVICE_ERRORS) or (isinstance(exc, RuntimeError)
+                                                and bool(_DEVICE_MESSAGE.search(str(exc))))
+
+
+def _free_device_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class _CachedFrames:
+    """One clip's frames ``(layers, frames, dim)``, read from its per-layer cache files on demand.
+
+    A layer file that is gone (cache cleared) or fails its digest is recomputed, with a warning.
+    """
+
+    def __init__(self, run: "_Extractor", clip: _Clip):
+        self.run, self.source, self.key = run, clip.source, clip.key
+
+    def __call__(self) -> np.ndarray:
+        run = self.run
+        layers = {p: run.cache.get_layer(run.fingerprint, self.key, p) for p in run.positions}
+        lost = [p for p, a in layers.items() if a is None]
+        if lost:
+            warnings.warn(f"cache files of layers {lost} of {self.source.label} are gone or unusable; "
+                          "recomputing them.", CacheWarning, stacklevel=3)
+            layers.update(zip(lost, run.recompute(self.source, self.key, lost)))
+        return np.stack([layers[p] for p in run.positions])
 
 
 class _Extractor:
-    def __init__(self, model: LoadedModel, sources, settings, *, positions, batch_size, cache, on_error, progress):
+    def __init__(self, model: LoadedModel, fingerprint: str, sources, settings, *, positions, batch_size,
+                 cache, on_error, progress, decode_workers):
         from tqdm.auto import tqdm
 
-        self.model, self.sources, self.settings, self.positions = model, sources, settings, positions
-        self.batch_size, self.cache, self.on_error = batch_size, cache, on_error
+        self.model, self.fingerprint, self.sources, self.settings = model, fingerprint, sources, settings
+        self.positions, self.batch_size, self.cache, self.on_error = positions, batch_size, cache, on_error
+        self.decode_workers = decode_workers
+        self.rate = settings["sample_rate"]
+        self.frames_dtype = _FRAME_DTYPES[settings.get("frames_dtype", "float32")]
         self.results: dict[int, tuple] = {}
         self.failed: dict[str, str] = {}
         self.pending: OrderedDict[int, list] = OrderedDict()  # window length -> [(clip, number, start, wave)]
@@ -126,9 +170,15 @@ class _Extractor:
         # Odd-length windows (short clips, tails) wait for partners only this long, bounding memory.
         self.max_pending = 4 * batch_size
         self.hits = 0
-        self.bar = tqdm(total=len(sources), desc=f"extract {model.name}", unit="clip", disable=not progress)
+        self.seconds_done = 0.0
+        # Progress counts audio seconds, so a two-hour track moves the bar window by window.
+        self.bar = tqdm(total=None, desc=f"extract {model.name}", unit=" audio s", disable=not progress)
 
     # -- bookkeeping ------------------------------------------------------------
+    def advance(self, seconds: float):
+        self.seconds_done += seconds
+        self.bar.update(int(self.seconds_done) - self.bar.n)
+
     def fail(self, clip: _Clip, reason: str, exc: BaseException | None = None):
         if self.on_error == "raise":
             if isinstance(exc, M2VLabError):
@@ -137,53 +187,85 @@ class _Extractor:
         if clip.failed is None:
             clip.failed = reason
             self.failed[clip.source.clip_id] = reason
-            self.bar.update(1)
+            clip.frames, clip.total = {}, None
+            self.advance(max(0.0, clip.seconds - sum(n for _, n, _ in clip.windows.values()) / self.rate))
+
+    def key(self, source: audio.AudioSource) -> str:
+        try:
+            content = source.content_hash()
+        except AudioError:
+            audio.check(source)  # the precise reason (a folder, not audio …) when there is one
+            raise
+        payload = json.dumps({"model": self.fingerprint, "audio": content, **self.settings}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def cached(self, clip: _Clip) -> bool:
+        """Serve ``clip`` from the cache if it is there whole; else note which frame layers to write."""
+        frames = self.settings["pool"] is None
+        entry = self.cache.get(self.fingerprint, clip.key, names=("windows",) if frames else ("windows", "pooled"))
+        if entry is None:
+            return False
+        tensors, _ = entry
+        if frames:
+            clip.needed = self.cache.missing_layers(self.fingerprint, clip.key, self.positions)
+            if clip.needed:
+                return False
+        result = _CachedFrames(self, clip) if frames else tensors["pooled"][self.positions]
+        self.results[clip.index] = (result, tensors["windows"])
+        self.hits += 1
+        self.advance(float(tensors["windows"][:, 1].sum()) / self.rate)
+        return True
 
     def finish_if_complete(self, clip: _Clip):
         if clip.failed or clip.n_windows is None or clip.done < clip.n_windows:
             return
         order = sorted(clip.windows)
-        windows = np.array([clip.windows[w] for w in order], dtype=np.int64)
+        windows = np.array([clip.windows[w] for w in order], dtype=np.int64).reshape(-1, 3)
         pool = self.settings["pool"]
+        head = {"windows": windows}
         if pool == "mean":
-            tensors = {"pooled": (clip.total / windows[:, 2].sum()).astype(np.float32)}
+            head["pooled"] = (clip.total / windows[:, 2].sum()).astype(np.float32)
         elif pool == "max":
-            tensors = {"pooled": clip.total.astype(np.float32)}
+            head["pooled"] = clip.total.astype(np.float32)
         else:
-            tensors = {"frames": np.concatenate([clip.frames[w] for w in order], axis=1)}
-        tensors["windows"] = windows
+            frames = np.concatenate([clip.frames[w] for w in order], axis=1).astype(self.frames_dtype, copy=False)
         clip.frames, clip.total = {}, None
         if self.cache is not None:
             meta = {"model": self.model.name, "clip_id": clip.source.clip_id, **self.settings}
             try:
-                self.cache.put(self.model.fingerprint, clip.key, tensors, meta)
+                self.cache.put(self.fingerprint, clip.key, head, meta)
+                if pool is None:
+                    for p in clip.needed:
+                        self.cache.put_layer(self.fingerprint, clip.key, p, frames[self.positions.index(p)])
             except CacheError as exc:  # finish the run without the cache rather than lose it
                 warnings.warn(f"{exc} Going on without the cache.", CacheWarning, stacklevel=2)
                 self.cache = None
-        if pool is None:
-            if self.cache is not None:  # read back from the entry on demand, not held in memory
-                tensors["frames"] = self._loader(clip.key)
-            else:
-                tensors["frames"] = tensors["frames"][self.positions]
-        self.results[clip.index] = (tensors.get("pooled"), tensors.get("frames"), windows)
-        self.bar.update(1)
+        if pool is None:  # read back from the cache on demand when there is one, not held in memory
+            result = _CachedFrames(self, clip) if self.cache is not None else frames
+        else:
+            result = head["pooled"][self.positions]
+        self.results[clip.index] = (result, windows)
 
-    def _loader(self, key: str):
-        cache, fingerprint = self.cache, self.model.fingerprint
-        positions = None if self.positions == list(range(self.model.num_layers + 1)) else self.positions
-
-        def load():
-            frames = cache.frames(fingerprint, key, positions)
-            if frames is None:
-                raise CacheError(f"cache entry {cache.path(fingerprint, key)} is gone (cache cleared?); "
-                                 "run extract() again.")
-            return frames
-        return load
+    def recompute(self, source: audio.AudioSource, key: str, layers: list[int]) -> list[np.ndarray]:
+        """Frames of ``layers`` of one clip, computed afresh and written back to the cache."""
+        again = _Extractor(self.model, self.fingerprint, [source], self.settings, positions=list(layers),
+                           batch_size=1, cache=None, on_error="raise", progress=False, decode_workers=0)
+        again()
+        frames = again.results[0][0]
+        for layer, array in zip(layers, frames):
+            try:
+                self.cache.put_layer(self.fingerprint, key, layer, array)
+            except CacheError as exc:
+                warnings.warn(f"{exc} The recomputed frames are used without caching them.", CacheWarning,
+                              stacklevel=2)
+                break
+        return list(frames)
 
     # -- running the model --------------------------------------------------------
-    def add(self, clip: _Clip, number: int, start: int, wave: np.ndarray):
+    def add(self, clip: _Clip, start: int, wave: np.ndarray):
         bucket = self.pending.setdefault(wave.size, [])
-        bucket.append((clip, number, start, wave))
+        bucket.append((clip, clip.received, start, wave))
+        clip.received += 1
         self.n_pending += 1
         if len(bucket) >= self.batch_size:
             self.run(wave.size)
@@ -201,6 +283,8 @@ class _Extractor:
         try:
             states = self.model.layer_states(np.stack([it[3] for it in items]))
         except (RuntimeError, ModelError) as exc:
+            if _is_device_error(exc):
+                raise self.device_error(items, exc) from exc
             if len(items) == 1:
                 return self.fail(items[0][0], f"model forward failed: {exc}", exc)
             for it in items:  # alone, so that one bad window does not sink its batch-mates
@@ -208,6 +292,19 @@ class _Extractor:
             return
         for b, (clip, number, start, wave) in enumerate(items):
             self.accumulate(clip, number, start, wave.size, states[:, b])
+
+    def device_error(self, items: list, exc: BaseException) -> ModelError:
+        """Out of device memory (or a broken device) is no clip's fault: stop with advice."""
+        self.pending.clear()
+        _free_device_memory(self.model.device)
+        seconds = items[0][3].size / self.rate
+        return ModelError(
+            f"{self.model.name} on {self.model.device} failed on a batch of {len(items)} windows of {seconds:.1f} s "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Device memory was freed. "
+            f"Fixes: a smaller batch_size (now {self.batch_size}), a shorter window= (now "
+            f"{self.settings['window_samples'] / self.rate:g} s), half precision on a GPU "
+            "(load_model(..., dtype='bfloat16')), or device='cpu'. Clips already done are in the cache when "
+            "cache_dir= is set, so a rerun resumes.")
 
     def accumulate(self, clip: _Clip, number: int, start: int, n_samples: int, state):
         """Fold one window's states ``(layers, frames, dim)`` into its clip."""
@@ -220,56 +317,72 @@ class _Extractor:
             part = state.amax(dim=1).cpu().double().numpy()
             clip.total = part if clip.total is None else np.maximum(clip.total, part)
         else:
-            clip.frames[number] = state.cpu().numpy()
+            clip.frames[number] = state[self.positions].cpu().numpy()
         clip.windows[number] = (start, n_samples, state.shape[1])
         clip.done += 1
+        self.advance(n_samples / self.rate)
         self.finish_if_complete(clip)
 
     # -- driver ----------------------------------------------------------------
-    def cached(self, clip: _Clip) -> bool:
-        names = ("windows",) if self.settings["pool"] is None else ("windows", "pooled")
-        entry = self.cache.get(self.model.fingerprint, clip.key, names=names)
-        if entry is None:
-            return False
-        tensors, _ = entry
-        frames = self._loader(clip.key) if self.settings["pool"] is None else None
-        self.results[clip.index] = (tensors.get("pooled"), frames, tensors["windows"])
-        self.hits += 1
-        self.bar.update(1)
-        return True
+    def lookup(self) -> list[_Clip]:
+        """Serve cache hits; return the clips to compute, with their durations (bad files fail here)."""
+        todo, pending_seconds = [], 0.0
+        for index, source in enumerate(self.sources):
+            clip = _Clip(index=index, source=source, needed=list(self.positions))
+            try:
+                if self.cache is not None:
+                    clip.key = self.key(source)
+                    if self.cached(clip):
+                        continue
+                clip.seconds = audio.duration(source)
+            except AudioError as exc:
+                self.fail(clip, str(exc), exc)
+                continue
+            todo.append(clip)
+            pending_seconds += clip.seconds
+        self.bar.total = self.seconds_done + pending_seconds
+        self.bar.refresh()
+        return todo
 
     def __call__(self):
         s = self.settings
         try:
-            for index, source in enumerate(self.sources):
-                clip = _Clip(index=index, source=source, key=None)
-                try:
-                    if self.cache is not None:
-                        audio.check(source)  # a clear message for missing/undecodable files before hashing
-                        clip.key = _entry_key(self.model, s, source)
-                        if self.cached(clip):
-                            continue
-                    number = 0
-                    for start, wave in audio.windows(
-                            source, sample_rate=s["sample_rate"], window=s["window_samples"],
-                            min_last=s["min_last_samples"], min_samples=self.model.min_samples,
-                            do_normalize=s["do_normalize"], scope=s["normalize_scope"]):
-                        self.add(clip, number, start, wave)
-                        number += 1
-                    clip.n_windows = number
-                    self.finish_if_complete(clip)
-                except AudioError as exc:
-                    self.fail(clip, str(exc), exc)
+            todo = self.lookup()
+            events = audio.prefetch_windows(
+                [c.source for c in todo], workers=self.decode_workers, max_ahead=max(4, 2 * self.batch_size),
+                sample_rate=s["sample_rate"], window=s["window_samples"], min_last=s["min_last_samples"],
+                min_samples=self.model.min_samples, do_normalize=s["do_normalize"], scope=s["normalize_scope"])
+            with closing(events):
+                for pos, event in events:
+                    clip = todo[pos]
+                    if clip.failed:
+                        continue
+                    if isinstance(event, audio.WindowsDone):
+                        clip.n_windows = event.n_windows
+                        self.finish_if_complete(clip)
+                    elif isinstance(event, AudioError):
+                        self.fail(clip, str(event), event)
+                    else:
+                        self.add(clip, *event)
             while self.pending:
                 self.run(next(iter(self.pending)))
         finally:
             self.bar.close()
 
 
+def _warn_failures(failed: dict[str, str], total: int):
+    if not failed:
+        return
+    shown = "; ".join(f"{clip}: {reason[:160]}" for clip, reason in list(failed.items())[:3])
+    more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    warnings.warn(f"{len(failed)} of {total} clips failed and are left out of the features; feats.failed holds "
+                  f"every reason. {shown}{more}", ExtractWarning, stacklevel=3)
+
+
 def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layers=None,
             window: float | None = None, min_last: float = 1.0, do_normalize: bool | None = None,
-            normalize_scope: str = "track", batch_size: int = 8, cache_dir=None,
-            on_error: str = "collect", progress: bool = True) -> Features:
+            normalize_scope: str = "track", batch_size: int = 8, frames_dtype: str = "float32",
+            decode_workers: int = 1, cache_dir=None, on_error: str = "collect", progress: bool = True) -> Features:
     """Extract every layer's features of some clips.
 
     Parameters
@@ -277,14 +390,16 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     model : LoadedModel or str
         From :func:`m2v_lab.load_model` (a name is loaded with default options).
     clips : path, sequence, mapping or DataFrame
-        Paths, ``(array, sample_rate)`` tuples, ``{clip_id: path}``, or a DataFrame with a
-        ``path`` column (optional ``clip_id``, ``start``, ``duration`` columns), as the
-        :mod:`m2v_lab.datasets` loaders return.
+        Paths, ``(array, sample_rate)`` or ``(tensor, sample_rate)`` tuples, ``{clip_id: path}``, or
+        a DataFrame with a ``path`` column (optional ``clip_id``, ``start``, ``duration`` columns),
+        as the :mod:`m2v_lab.datasets` loaders return.
     pool : {"mean", "max", None}
         Pool each layer over all frames of a clip (all its windows; the mean is frame-weighted),
         or keep frames (``None``; then use ``feats.frames(i)``).
-    layers : sequence of int or str, optional
-        Keep only these states (indices, 0 = pre_transformer, or names). Default: all.
+    layers : int, str or a sequence of them, optional
+        Keep only these states: indices (0 = pre_transformer, negative from the end, -1 = last
+        block) or names.  Default: all.  With ``pool=None`` and a cache only these layers are
+        written and read.
     window : float, optional
         Window length in seconds; default the model's pretraining context (30 s music2vec,
         5 s MERT).
@@ -296,36 +411,57 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
         Statistics of the whole track or of each window.
     batch_size : int
         Windows per forward pass (equal-length windows only).
+    frames_dtype : {"float32", "float16"}
+        Precision frames are kept and cached in (``pool=None`` only; float16 halves memory and
+        disk, and is part of the cache key).
+    decode_workers : int
+        Threads decoding and resampling upcoming clips while the model runs (0: in series).
     cache_dir : path, bool or None
         Disk cache (see :mod:`m2v_lab.cache`): True for the default folder, None to use
         ``$M2V_LAB_CACHE`` when set, False for none.
     on_error : {"collect", "raise"}
-        Collect per-clip failures in ``feats.failed`` and go on, or raise the first.
+        Collect per-clip failures in ``feats.failed`` (with one :class:`ExtractWarning`) and go
+        on, or raise the first.  Running out of device memory always raises.
     progress : bool
-        Show a progress bar (tqdm).
+        Show a progress bar (tqdm) counting seconds of audio.
 
     Returns
     -------
     Features
-        ``.pooled`` ``(layers, clips, dim)`` or ``.frames(i)`` ``(layers, frames, dim)``, float32.
+        ``.pooled`` ``(layers, clips, dim)`` float32, or ``.frames(i)`` ``(layers, frames, dim)``
+        in ``frames_dtype``.
+
+    Raises
+    ------
+    OptionError
+        An option m2v_lab cannot use (the message names it and the values it takes).
+    ModelError
+        The device ran out of memory or failed (with what to change), or on_error="raise".
     """
     if pool not in _POOLS:
         raise OptionError(f"pool={pool!r}: use 'mean', 'max' or None (frames).")
     if on_error not in ("collect", "raise"):
         raise OptionError(f"on_error={on_error!r}: use 'collect' or 'raise'.")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise OptionError(f"batch_size={batch_size!r} must be a positive integer.")
+    for option, value, least in (("batch_size", batch_size, 1), ("decode_workers", decode_workers, 0)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+            raise OptionError(f"{option}={value!r} must be an integer >= {least}.")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise OptionError(f"progress={progress!r}: use True or False.")
     if isinstance(model, str):
         model = load_model(model)
-    positions = _layer_positions(model, layers)
+    if not isinstance(model, LoadedModel):
+        raise OptionError(f"model is a {type(model).__name__}; pass m2v.load_model(...) or a model name.")
+    positions = resolve_layers(model.layer_names, layers)
     settings = _settings(model, pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
-                         scope=normalize_scope)
+                         scope=normalize_scope, frames_dtype=frames_dtype)
     sources = audio.as_sources(clips)
     root = resolve_cache_dir(cache_dir)
     cache = FeatureCache(root) if root is not None else None
-    run = _Extractor(model, sources, settings, positions=positions, batch_size=int(batch_size), cache=cache,
-                     on_error=on_error, progress=progress)
+    fingerprint = model.fingerprint  # once per call: every cache key of this run uses it
+    run = _Extractor(model, fingerprint, sources, settings, positions=positions, batch_size=int(batch_size),
+                     cache=cache, on_error=on_error, progress=bool(progress), decode_workers=int(decode_workers))
     run()
+    _warn_failures(run.failed, len(sources))
     done = sorted(run.results)
     meta = dict(model.describe(), **settings, window_seconds=settings["window_samples"] / model.sample_rate,
                 min_last_seconds=settings["min_last_samples"] / model.sample_rate,
@@ -333,11 +469,11 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
                 cache_dir=None if root is None else str(root), cache_hits=run.hits)
     common = dict(layer_names=[model.layer_names[p] for p in positions], layer_indices=positions,
                   clips=[sources[i].clip_id for i in done], source_index=done, meta=meta, failed=run.failed,
-                  windows=[run.results[i][2] for i in done])
+                  windows=[run.results[i][1] for i in done])
     if hasattr(clips, "iterrows"):
         common["source_labels"] = list(clips.index[done])
     if pool is None:
-        return Features(frames=[run.results[i][1] for i in done], **common)
-    pooled = (np.stack([run.results[i][0][positions] for i in done], axis=1) if done
+        return Features(frames=[run.results[i][0] for i in done], **common)
+    pooled = (np.stack([run.results[i][0] for i in done], axis=1) if done
               else np.zeros((len(positions), 0, model.hidden_size), np.float32))
     return Features(pooled=pooled, **common)

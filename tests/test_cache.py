@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _entries(cache_dir):
-    return sorted(Path(cache_dir).glob("*/*/*.safetensors"))
+    return FeatureCache(cache_dir).entries()
+
+
+def _layer_files(cache_dir):
+    return sorted(Path(cache_dir).glob("*/*/*.L[0-9][0-9].safetensors"))
 
 
 def test_second_run_is_served_from_the_cache_with_identical_numbers(tiny, write_audio, tmp_path):
@@ -199,3 +203,104 @@ def test_two_processes_extracting_into_one_cache_agree(many_clips, tmp_path):
     assert not list(cache.glob("*/*/*.tmp"))
     tiny = m2v.load_model("tiny-music2vec")
     np.testing.assert_array_equal(m2v.extract(tiny, clips, cache_dir=cache, progress=False).pooled, results[0])
+
+
+def _flip_one_data_byte(path: Path):
+    """Change one byte in a safetensors file's tensor data (after its JSON header), keeping the size."""
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    raw[header + (len(raw) - header) // 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_byte_in_a_pooled_entry_is_caught_by_its_digest_and_recomputed(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    clean = m2v.extract(tiny, [path], cache_dir=tmp_path, progress=False)
+    (entry,) = _entries(tmp_path)
+    _flip_one_data_byte(entry)
+    with pytest.warns(CacheWarning, match="sha256"):
+        again = m2v.extract(tiny, [path], cache_dir=tmp_path, progress=False)
+    assert again.meta["cache_hits"] == 0
+    np.testing.assert_array_equal(clean.pooled, again.pooled)
+    assert m2v.extract(tiny, [path], cache_dir=tmp_path, progress=False).meta["cache_hits"] == 1
+
+
+def test_a_flipped_byte_in_a_frames_layer_file_is_recomputed_when_read(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    clean = m2v.extract(tiny, [path], pool=None, layers=[2, 5], cache_dir=tmp_path, progress=False).frames(0)
+    _flip_one_data_byte(_layer_files(tmp_path)[1])
+    feats = m2v.extract(tiny, [path], pool=None, layers=[2, 5], cache_dir=tmp_path, progress=False)
+    assert feats.meta["cache_hits"] == 1  # files present; the digest is checked when the frames are read
+    with pytest.warns(CacheWarning, match="sha256"):
+        np.testing.assert_array_equal(feats.frames(0), clean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)  # repaired on disk
+        np.testing.assert_array_equal(feats.frames(0), clean)
+
+
+def test_frames_of_a_layer_subset_write_only_those_layers_and_later_requests_add_only_whats_missing(
+        tiny, write_audio, tmp_path, monkeypatch):
+    path = write_audio("a.wav", 2.0)
+    full = m2v.extract(tiny, [path], pool=None, progress=False).frames(0)
+    m2v.extract(tiny, [path], pool=None, layers=[6], cache_dir=tmp_path, progress=False)
+    (six,) = _layer_files(tmp_path)
+    assert six.name.endswith(".L06.safetensors")
+    frames_bytes = six.stat().st_size
+    assert frames_bytes >= full[6].nbytes and frames_bytes < 1.1 * full[6].nbytes  # one layer, not 13
+    stamp = six.stat().st_mtime_ns, six.stat().st_ino
+
+    forwards = []
+    original = type(tiny).layer_states
+    monkeypatch.setattr(type(tiny), "layer_states", lambda self, x: forwards.append(1) or original(self, x))
+    both = m2v.extract(tiny, [path], pool=None, layers=[6, 7], cache_dir=tmp_path, progress=False)
+    assert len(forwards) == 1 and both.meta["cache_hits"] == 0
+    assert [p.name.split(".")[1] for p in _layer_files(tmp_path)] == ["L06", "L07"]
+    assert (six.stat().st_mtime_ns, six.stat().st_ino) == stamp, "the stored layer is not rewritten"
+    np.testing.assert_array_equal(both.frames(0), full[[6, 7]])
+    again = m2v.extract(tiny, [path], pool=None, layers=["block_7", 6], cache_dir=tmp_path, progress=False)
+    assert len(forwards) == 1 and again.meta["cache_hits"] == 1
+    np.testing.assert_array_equal(again.frames(0), full[[7, 6]])
+
+
+def test_pooled_entries_hold_every_layer_so_any_subset_is_a_hit(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    first = m2v.extract(tiny, [path], layers=[3], cache_dir=tmp_path, progress=False)
+    rest = m2v.extract(tiny, [path], layers=[0, -1], cache_dir=tmp_path, progress=False)
+    assert first.meta["cache_hits"] == 0 and rest.meta["cache_hits"] == 1
+    full = m2v.extract(tiny, [path], progress=False)
+    np.testing.assert_array_equal(rest.pooled, full.pooled[[0, 12]])
+
+
+def test_float16_frame_storage_is_its_own_cache_entry_at_half_the_bytes(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    exact = m2v.extract(tiny, [path], pool=None, layers=[4], cache_dir=tmp_path, progress=False)
+    half = m2v.extract(tiny, [path], pool=None, layers=[4], frames_dtype="float16", cache_dir=tmp_path,
+                       progress=False)
+    assert half.meta["cache_hits"] == 0 and half.meta["frames_dtype"] == "float16"
+    assert half.frames(0).dtype == np.float16 and exact.frames(0).dtype == np.float32
+    np.testing.assert_array_equal(half.frames(0), exact.frames(0).astype(np.float16))
+    sizes = sorted(p.stat().st_size for p in _layer_files(tmp_path))
+    assert sizes[0] < 0.6 * sizes[1]
+    uncached = m2v.extract(tiny, [path], pool=None, layers=[4], frames_dtype="float16", progress=False)
+    np.testing.assert_array_equal(uncached.frames(0), half.frames(0))
+
+
+def test_frames_whose_layer_files_were_cleared_are_recomputed_not_lost(tiny, write_audio, tmp_path):
+    path = write_audio("a.wav", 1.0)
+    feats = m2v.extract(tiny, [path], pool=None, layers=[1], cache_dir=tmp_path, progress=False)
+    expected = m2v.extract(tiny, [path], pool=None, layers=[1], progress=False).frames(0)
+    for f in _layer_files(tmp_path):
+        f.unlink()
+    with pytest.warns(CacheWarning, match="recomputing"):
+        np.testing.assert_array_equal(feats.frames(0), expected)
+
+
+def test_the_model_fingerprint_is_computed_once_per_call_not_per_clip(tiny, write_audio, tmp_path, monkeypatch):
+    paths = [write_audio(f"c{i}.wav", 1.0, seed=i) for i in range(4)]
+    m2v.extract(tiny, paths, cache_dir=tmp_path, progress=False)
+    reads = []
+    original = type(tiny).fingerprint
+    monkeypatch.setattr(type(tiny), "fingerprint", property(lambda self: reads.append(1) or original.fget(self)))
+    hit = m2v.extract(tiny, paths, cache_dir=tmp_path, progress=False)
+    assert hit.meta["cache_hits"] == 4
+    assert len(reads) <= 2  # the run's key, and the result's description

@@ -7,6 +7,7 @@ import soundfile as sf
 import torch
 
 import m2v_lab as m2v
+from m2v_lab.extract import ExtractWarning
 from tests.conftest import tone
 
 
@@ -182,8 +183,10 @@ def test_layer_subset_by_index_and_name(tiny, write_audio):
     assert some.layer_names == ("pre_transformer", "block_6", "block_12")
     np.testing.assert_array_equal(some.pooled, full.pooled[[0, 6, 12]])
     np.testing.assert_array_equal(full.select(layers=["block_6"]).pooled, full.pooled[[6]])
-    with pytest.raises(m2v.ModelError, match="0 = pre_transformer"):
+    with pytest.raises(m2v.OptionError, match="0 = pre_transformer"):
         m2v.extract(tiny, [path], layers=[13], progress=False)
+    np.testing.assert_array_equal(m2v.extract(tiny, [path], layers=-1, progress=False).pooled, full.pooled[[12]])
+    assert m2v.extract(tiny, [path], layers=[-13], progress=False).layer_names == ("pre_transformer",)
 
 
 def test_pool_none_features_refuse_pooled_access_with_the_fix(tiny, write_audio):
@@ -204,3 +207,92 @@ def test_mert_style_model_at_24khz_resamples_and_uses_its_context(tiny_mert, wri
     assert feats.meta["window_seconds"] == 5.0 and feats.meta["sample_rate"] == 24000
     assert [n for _, n, _ in feats.windows[0]] == [120000, 24000]
     assert feats.frames(0).shape == (7, tiny_mert.num_frames(120000) + tiny_mert.num_frames(24000), 64)
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(layers=[13]), "out of range"), (dict(layers=["block_99"]), "no layer"), (dict(layers=[True]), "neither"),
+    (dict(layers=[]), "empty"), (dict(batch_size=0), "batch_size"), (dict(batch_size=2.0), "batch_size"),
+    (dict(decode_workers=-1), "decode_workers"), (dict(frames_dtype="float64"), "frames_dtype"),
+    (dict(frames_dtype="float16"), "applies to frames"), (dict(do_normalize="yes"), "do_normalize"),
+    (dict(window="5"), "window"), (dict(min_last=None), "min_last"), (dict(progress="yes"), "progress"),
+    (dict(on_error="skip"), "on_error"),
+])
+def test_every_bad_option_raises_an_option_error_naming_it(tiny, write_audio, options, match):
+    with pytest.raises(m2v.OptionError, match=match):
+        m2v.extract(tiny, [write_audio("a.wav", 1.0)], **{"progress": False, **options})
+
+
+def test_a_model_that_is_not_a_loaded_model_is_an_option_error(write_audio):
+    with pytest.raises(m2v.OptionError, match="load_model"):
+        m2v.extract(object(), [write_audio("a.wav", 1.0)], progress=False)
+
+
+def test_failed_clips_raise_one_warning_with_the_count_and_first_reasons(tiny, tmp_path, write_audio):
+    clips = [write_audio("good.wav", 1.0), tmp_path / "gone.wav", write_audio("short.wav", 0.01)]
+    with pytest.warns(ExtractWarning, match=r"2 of 3 clips failed.*gone\.wav.*not found") as record:
+        feats = m2v.extract(tiny, clips, progress=False)
+    assert len([w for w in record if w.category is ExtractWarning]) == 1
+    assert len(feats) == 1 and len(feats.failed) == 2
+
+
+def test_out_of_device_memory_stops_the_run_with_advice_instead_of_retrying_clip_by_clip(tiny, write_audio,
+                                                                                          monkeypatch):
+    calls = []
+
+    def out_of_memory(self, x):
+        calls.append(np.shape(x))
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(type(tiny), "layer_states", out_of_memory)
+    paths = [write_audio(f"c{i}.wav", 1.0, seed=i) for i in range(3)]
+    with pytest.raises(m2v.ModelError, match=r"smaller batch_size \(now 4\).*bfloat16"):
+        m2v.extract(tiny, paths, batch_size=4, progress=False)
+    assert calls == [(3, 16000)], "a device error must not be retried window by window"
+
+
+def test_a_device_error_message_from_a_runtime_error_is_fatal_too(tiny, write_audio, monkeypatch):
+    def broken(self, x):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(type(tiny), "layer_states", broken)
+    with pytest.raises(m2v.ModelError, match="Device memory was freed"):
+        m2v.extract(tiny, [write_audio("a.wav", 1.0)], progress=False)
+
+
+def test_torch_tensor_input_gives_the_numbers_of_the_equal_array(tiny):
+    x = tone(1.0, 16000)
+    from_array = m2v.extract(tiny, [(x, 16000)], progress=False)
+    from_tensor = m2v.extract(tiny, [(torch.from_numpy(x), 16000.0)], progress=False)
+    np.testing.assert_array_equal(from_array.pooled, from_tensor.pooled)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_background_decoding_gives_the_numbers_of_decoding_in_series(tiny, write_audio, workers):
+    paths = [write_audio(f"w{i}.wav", s, rate=22050, seed=i) for i, s in enumerate([1.0, 2.6, 0.7, 1.0])]
+    reference = m2v.extract(tiny, paths, pool=None, window=1.0, decode_workers=0, progress=False)
+    feats = m2v.extract(tiny, paths, pool=None, window=1.0, decode_workers=workers, progress=False)
+    for i in range(len(paths)):
+        np.testing.assert_array_equal(feats.frames(i), reference.frames(i))
+
+
+def test_progress_counts_seconds_of_audio_so_a_long_track_moves_the_bar(tiny, write_audio, monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.updates = []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    paths = [write_audio("long.wav", 6.0), write_audio("short.wav", 1.0, seed=1)]
+    m2v.extract(tiny, paths, window=1.0, progress=True)
+    (bar,) = bars
+    assert bar.total == 7 and bar.n == 7
+    assert len([u for u in bar.updates if u > 0]) >= 6, "each window of the long track moves the bar"
