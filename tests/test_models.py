@@ -184,7 +184,7 @@ def test_folder_without_weights_raises_model_error_and_the_fallback_still_works(
 
 
 def test_half_precision_is_refused_on_cpu():
-    with pytest.raises(m2v.ModelError, match="GPUs only"):
+    with pytest.raises(m2v.OptionError, match="GPUs only"):
         m2v.load_model("tiny-music2vec", device="cpu", dtype="bfloat16")
 
 
@@ -279,7 +279,7 @@ def _precision_settings():
 
 @pytest.mark.parametrize("user_setting", ["defaults", "legacy high", "new api tf32"])
 def test_no_tf32_turns_tf32_off_on_cuda_and_restores_every_setting(restore_fp32_precision, user_setting):
-    from m2v_lab.models.devices import no_tf32
+    from m2v_lab.devices import no_tf32
 
     if user_setting == "legacy high":
         torch.set_float32_matmul_precision("high")

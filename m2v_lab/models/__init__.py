@@ -17,7 +17,7 @@ a folder or the hub, fast offline errors), :mod:`.encoder` (layer capture, finge
 (the routes from a name to a model).
 """
 
-from .devices import resolve_device
+from ..devices import resolve_device
 from .encoder import LoadedModel, layer_names, num_frames
 from .loading import load_model, load_model_with_fallback, random_twin
 from .registry import DEFAULT_MODEL, OFFLINE_MODEL, REGISTRY, ModelSpec

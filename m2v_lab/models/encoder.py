@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ModelError
 from ..layers import layer_names
-from .devices import no_tf32, resolve_device, resolve_dtype
+from ..devices import no_tf32, resolve_device, resolve_dtype
 from .registry import CONV_KERNELS, CONV_STRIDES, ModelSpec
 
 __all__ = ["LoadedModel", "layer_names", "num_frames", "TRAINED_KEY"]

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ModelError
 from . import mert
-from .devices import resolve_device, resolve_dtype
+from ..devices import resolve_device, resolve_dtype
 from .encoder import TRAINED_KEY, LoadedModel
 from .hub import ModelFiles, looks_like_hub_id
 from .registry import CONV_STRIDES, DEFAULT_MODEL, OFFLINE_MODEL, REGISTRY, TINY_SEED, ModelSpec, lookup, tiny_config

@@ -1,4 +1,9 @@
-"""Where a model runs and in which precision: devices, dtypes, and float32 that stays float32 on CUDA."""
+"""Where computation runs and in which precision: one meaning of ``device=`` everywhere.
+
+``None`` and ``"auto"`` mean the best device here: CUDA, then Apple's MPS, then the CPU — for
+models, probes and similarity alike.  Half precision is for GPUs only, and float32 stays float32
+on CUDA while features are extracted (:func:`no_tf32`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import ModelError
+from .errors import OptionError
 
 __all__ = ["resolve_device", "resolve_dtype", "no_tf32"]
 
@@ -15,19 +20,39 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.flo
            "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None → cuda if available, else mps, else cpu; otherwise ``torch.device(device)``."""
-    if device is None or str(device) == "auto":
+    """The torch device ``device=`` means.
+
+    Parameters
+    ----------
+    device : None, "auto", "cpu", "cuda", "cuda:1", "mps" or torch.device
+        None and ``"auto"`` take CUDA when torch sees a GPU, else MPS, else the CPU.
+
+    Raises
+    ------
+    OptionError
+        Not a device name, or a device this machine does not have.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise OptionError(f"device={device!r} is not a device ({exc}); use None or 'auto' (the best one here), "
+                          "'cpu', 'cuda' or 'mps'.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"device={device!r} asked for CUDA, but torch sees no CUDA GPU here; "
-                         "use device='auto' or 'cpu'.")
+        raise OptionError(f"device={device!r} asked for CUDA, but torch sees no CUDA GPU here; "
+                          "use device='auto' or 'cpu'.")
+    if dev.type == "mps" and not _mps_available():
+        raise OptionError(f"device={device!r} asked for Apple's MPS, which torch does not see here; "
+                          "use device='auto' or 'cpu'.")
     return dev
 
 
@@ -39,11 +64,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         try:
             dtype = _DTYPES[dtype]
         except KeyError:
-            raise ModelError(f"dtype={dtype!r} is not one of float32, float16, bfloat16.") from None
+            raise OptionError(f"dtype={dtype!r} is not one of float32, float16, bfloat16.") from None
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ModelError(f"dtype={dtype} is not supported; use float32, float16 or bfloat16.")
+        raise OptionError(f"dtype={dtype} is not supported; use float32, float16 or bfloat16.")
     if dtype != torch.float32 and device.type == "cpu":
-        raise ModelError(
+        raise OptionError(
             f"dtype={dtype} on the CPU: half precision is for GPUs only (bfloat16 ran 25-30x slower "
             "than float32 on CPUs here, and float16 matmuls are slow or unsupported). "
             "Use dtype=None (float32) on the CPU.")
