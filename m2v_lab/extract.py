@@ -34,14 +34,11 @@ from .errors import AudioError, CacheError, M2VLabError, ModelError, OptionError
 from .features import Features
 from .layers import resolve_layers
 from .models import LoadedModel, load_model
+from .settings import EXTRACTION_VERSION, ExtractSettings
 
 __all__ = ["extract", "ExtractWarning", "EXTRACTION_VERSION"]
 
-#: Bumped whenever a change to the extraction code changes its numbers (invalidates cache entries).
-#: 2: the last state of pre-LN encoders is after the final LayerNorm, as the model cards give it.
-EXTRACTION_VERSION = "2"
-_POOLS = ("mean", "max", None)
-_FRAME_DTYPES = {"float32": np.float32, "float16": np.float16}
+_UNSET = type("_Unset", (), {"__repr__": lambda self: "<default>"})()  # an option the caller did not pass
 
 
 class ExtractWarning(UserWarning):
@@ -64,56 +61,6 @@ class _Clip:
     windows: dict = field(default_factory=dict)  # window number -> (start, samples, frames)
     total: np.ndarray | None = None  # float64 sums (mean) or running max, (layers, dim)
     frames: dict = field(default_factory=dict)  # window number -> (asked layers, frames, dim)
-
-
-def _settings(model: LoadedModel, *, pool, window, min_last, do_normalize, scope, frames_dtype) -> dict:
-    """Every parameter that changes the numbers (the non-audio, non-model part of the cache key)."""
-    import transformers
-
-    window_s = model.context_seconds if window is None else _seconds("window", window)
-    if not window_s > 0:
-        raise OptionError(f"window={window!r} must be a positive number of seconds.")
-    if window_s > 3600:
-        raise OptionError(f"window={window!r} s is over an hour: did you pass samples instead of seconds?")
-    window_samples = int(round(window_s * model.sample_rate))
-    if window_samples < model.min_samples:
-        raise OptionError(f"window={window_s} s is shorter than one frame's receptive field "
-                          f"({model.min_samples} samples at {model.sample_rate} Hz).")
-    if scope not in ("track", "window"):
-        raise OptionError(f"normalize_scope={scope!r}: use 'track' or 'window'.")
-    if not _seconds("min_last", min_last) >= 0:
-        raise OptionError(f"min_last={min_last!r} must be a non-negative number of seconds.")
-    if do_normalize is not None and not isinstance(do_normalize, (bool, np.bool_)):
-        raise OptionError(f"do_normalize={do_normalize!r}: use True, False or None (the model's processor).")
-    if frames_dtype not in _FRAME_DTYPES:
-        raise OptionError(f"frames_dtype={frames_dtype!r}: use 'float32' or 'float16'.")
-    if frames_dtype != "float32" and pool is not None:
-        raise OptionError(f"frames_dtype={frames_dtype!r} applies to frames (pool=None); pooled features are "
-                          "always float32.")
-    normalise = model.do_normalize if do_normalize is None else bool(do_normalize)
-    settings = {
-        "extraction_version": EXTRACTION_VERSION,
-        "pool": pool,
-        "sample_rate": model.sample_rate,
-        "window_samples": window_samples,
-        "min_last_samples": int(round(float(min_last) * model.sample_rate)),
-        "do_normalize": normalise,
-        "normalize_scope": scope if normalise else None,
-        "dtype": str(model.dtype).replace("torch.", ""),
-        "device_type": model.device.type,
-        # kernels and model code change between releases; entries of other versions are not reused
-        "torch": ".".join(torch.__version__.split(".")[:2]),
-        "transformers": ".".join(transformers.__version__.split(".")[:2]),
-    }
-    if pool is None:
-        settings["frames_dtype"] = frames_dtype
-    return settings
-
-
-def _seconds(option: str, value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise OptionError(f"{option}={value!r} must be a number of seconds.")
-    return float(value)
 
 
 _DEVICE_ERRORS = tuple(e for e in (getattr(torch, "OutOfMemoryError", None),
@@ -161,8 +108,8 @@ class _Extractor:
         self.model, self.fingerprint, self.sources, self.settings = model, fingerprint, sources, settings
         self.positions, self.batch_size, self.cache, self.on_error = positions, batch_size, cache, on_error
         self.decode_workers = decode_workers
-        self.rate = settings["sample_rate"]
-        self.frames_dtype = _FRAME_DTYPES[settings.get("frames_dtype", "float32")]
+        self.rate = settings.sample_rate
+        self.frames_dtype = np.dtype(settings.frames_dtype or "float32")
         self.results: dict[int, tuple] = {}
         self.failed: dict[str, str] = {}
         self.pending: OrderedDict[int, list] = OrderedDict()  # window length -> [(clip, number, start, wave)]
@@ -196,12 +143,12 @@ class _Extractor:
         except AudioError:
             audio.check(source)  # the precise reason (a folder, not audio …) when there is one
             raise
-        payload = json.dumps({"model": self.fingerprint, "audio": content, **self.settings}, sort_keys=True)
+        payload = json.dumps({"model": self.fingerprint, "audio": content, **self.settings.key()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def cached(self, clip: _Clip) -> bool:
         """Serve ``clip`` from the cache if it is there whole; else note which frame layers to write."""
-        frames = self.settings["pool"] is None
+        frames = self.settings.pool is None
         entry = self.cache.get(self.fingerprint, clip.key, names=("windows",) if frames else ("windows", "pooled"))
         if entry is None:
             return False
@@ -221,7 +168,7 @@ class _Extractor:
             return
         order = sorted(clip.windows)
         windows = np.array([clip.windows[w] for w in order], dtype=np.int64).reshape(-1, 3)
-        pool = self.settings["pool"]
+        pool = self.settings.pool
         head = {"windows": windows}
         if pool == "mean":
             head["pooled"] = (clip.total / windows[:, 2].sum()).astype(np.float32)
@@ -231,7 +178,7 @@ class _Extractor:
             frames = np.concatenate([clip.frames[w] for w in order], axis=1).astype(self.frames_dtype, copy=False)
         clip.frames, clip.total = {}, None
         if self.cache is not None:
-            meta = {"model": self.model.name, "clip_id": clip.source.clip_id, **self.settings}
+            meta = {"model": self.model.name, "clip_id": clip.source.clip_id, **self.settings.key()}
             try:
                 self.cache.put(self.fingerprint, clip.key, head, meta)
                 if pool is None:
@@ -302,13 +249,13 @@ class _Extractor:
             f"{self.model.name} on {self.model.device} failed on a batch of {len(items)} windows of {seconds:.1f} s "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Device memory was freed. "
             f"Fixes: a smaller batch_size (now {self.batch_size}), a shorter window= (now "
-            f"{self.settings['window_samples'] / self.rate:g} s), half precision on a GPU "
+            f"{self.settings.window_seconds:g} s), half precision on a GPU "
             "(load_model(..., dtype='bfloat16')), or device='cpu'. Clips already done are in the cache when "
             "cache_dir= is set, so a rerun resumes.")
 
     def accumulate(self, clip: _Clip, number: int, start: int, n_samples: int, state):
         """Fold one window's states ``(layers, frames, dim)`` into its clip."""
-        pool = self.settings["pool"]
+        pool = self.settings.pool
         if pool == "mean":
             wide = state.cpu().double() if state.device.type == "mps" else state.double()  # MPS has no float64
             part = wide.sum(dim=1).cpu().numpy()
@@ -350,8 +297,8 @@ class _Extractor:
             todo = self.lookup()
             events = audio.prefetch_windows(
                 [c.source for c in todo], workers=self.decode_workers, max_ahead=max(4, 2 * self.batch_size),
-                sample_rate=s["sample_rate"], window=s["window_samples"], min_last=s["min_last_samples"],
-                min_samples=self.model.min_samples, do_normalize=s["do_normalize"], scope=s["normalize_scope"])
+                sample_rate=s.sample_rate, window=s.window_samples, min_last=s.min_last_samples,
+                min_samples=self.model.min_samples, do_normalize=s.do_normalize, scope=s.normalize_scope)
             with closing(events):
                 for pos, event in events:
                     clip = todo[pos]
@@ -379,10 +326,10 @@ def _warn_failures(failed: dict[str, str], total: int):
                   f"every reason. {shown}{more}", ExtractWarning, stacklevel=3)
 
 
-def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layers=None,
-            window: float | None = None, min_last: float = 1.0, do_normalize: bool | None = None,
-            normalize_scope: str = "track", batch_size: int = 8, frames_dtype: str = "float32",
-            decode_workers: int = 1, cache_dir=None, on_error: str = "collect", progress: bool = True) -> Features:
+def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, window=_UNSET, min_last=_UNSET,
+            do_normalize=_UNSET, normalize_scope=_UNSET, frames_dtype=_UNSET, like: Features | None = None,
+            batch_size: int = 8, decode_workers: int = 1, cache_dir=None, on_error: str = "collect",
+            progress: bool = True) -> Features:
     """Extract every layer's features of some clips.
 
     Parameters
@@ -393,7 +340,7 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
         Paths, ``(array, sample_rate)`` or ``(tensor, sample_rate)`` tuples, ``{clip_id: path}``, or
         a DataFrame with a ``path`` column (optional ``clip_id``, ``start``, ``duration`` columns),
         as the :mod:`m2v_lab.datasets` loaders return.
-    pool : {"mean", "max", None}
+    pool : {"mean", "max", None}, default "mean"
         Pool each layer over all frames of a clip (all its windows; the mean is frame-weighted),
         or keep frames (``None``; then use ``feats.frames(i)``).
     layers : int, str or a sequence of them, optional
@@ -403,17 +350,21 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     window : float, optional
         Window length in seconds; default the model's pretraining context (30 s music2vec,
         5 s MERT).
-    min_last : float
+    min_last : float, default 1.0
         A last window shorter than this many seconds is dropped (unless it is the whole clip).
     do_normalize : bool, optional
         Z-normalise waveforms; default follows the model's processor.
-    normalize_scope : {"track", "window"}
+    normalize_scope : {"track", "window"}, default "track"
         Statistics of the whole track or of each window.
-    batch_size : int
-        Windows per forward pass (equal-length windows only).
-    frames_dtype : {"float32", "float16"}
+    frames_dtype : {"float32", "float16"}, default "float32"
         Precision frames are kept and cached in (``pool=None`` only; float16 halves memory and
         disk, and is part of the cache key).
+    like : Features, optional
+        Take every option above that is not given from how these features were made
+        (their ``meta``), e.g. ``extract(model, more_clips, like=feats)`` or, for one clip's
+        frames, ``extract(model, clip, like=feats, pool=None)``.
+    batch_size : int
+        Windows per forward pass (equal-length windows only).
     decode_workers : int
         Threads decoding and resampling upcoming clips while the model runs (0: in series).
     cache_dir : path, bool or None
@@ -429,7 +380,7 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     -------
     Features
         ``.pooled`` ``(layers, clips, dim)`` float32, or ``.frames(i)`` ``(layers, frames, dim)``
-        in ``frames_dtype``.
+        in ``frames_dtype``; ``ExtractSettings.from_meta(feats.meta)`` gives the settings used.
 
     Raises
     ------
@@ -438,8 +389,6 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     ModelError
         The device ran out of memory or failed (with what to change), or on_error="raise".
     """
-    if pool not in _POOLS:
-        raise OptionError(f"pool={pool!r}: use 'mean', 'max' or None (frames).")
     if on_error not in ("collect", "raise"):
         raise OptionError(f"on_error={on_error!r}: use 'collect' or 'raise'.")
     for option, value, least in (("batch_size", batch_size, 1), ("decode_workers", decode_workers, 0)):
@@ -451,9 +400,19 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
         model = load_model(model)
     if not isinstance(model, LoadedModel):
         raise OptionError(f"model is a {type(model).__name__}; pass m2v.load_model(...) or a model name.")
-    positions = resolve_layers(model.layer_names, layers)
-    settings = _settings(model, pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
-                         scope=normalize_scope, frames_dtype=frames_dtype)
+    options = {"pool": "mean", "window": None, "min_last": 1.0, "do_normalize": None, "normalize_scope": "track",
+               "frames_dtype": "float32", "layers": None}
+    if like is not None:
+        if not isinstance(like, Features):
+            raise OptionError(f"like= takes Features (what extract() returned); got {type(like).__name__}.")
+        options.update(ExtractSettings.from_meta(like.meta).options(), layers=list(like.layer_names))
+    given = dict(pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
+                 normalize_scope=normalize_scope, frames_dtype=frames_dtype, layers=layers)
+    options.update({k: v for k, v in given.items() if v is not _UNSET})
+    if options["pool"] is not None and options["frames_dtype"] != "float32" and frames_dtype is _UNSET:
+        options["frames_dtype"] = "float32"  # like= features kept as float16 frames, pooled now
+    positions = resolve_layers(model.layer_names, options.pop("layers"))
+    settings = ExtractSettings.for_model(model, **options)
     sources = audio.as_sources(clips)
     root = resolve_cache_dir(cache_dir)
     cache = FeatureCache(root) if root is not None else None
@@ -463,16 +422,16 @@ def extract(model: LoadedModel | str, clips, *, pool: str | None = "mean", layer
     run()
     _warn_failures(run.failed, len(sources))
     done = sorted(run.results)
-    meta = dict(model.describe(), **settings, window_seconds=settings["window_samples"] / model.sample_rate,
-                min_last_seconds=settings["min_last_samples"] / model.sample_rate,
-                frame_stride=int(np.prod(model.conv_strides)), receptive_field=model.min_samples,
-                cache_dir=None if root is None else str(root), cache_hits=run.hits)
+    meta = dict(model.describe(), **settings.key(), window_seconds=settings.window_seconds,
+                min_last_seconds=settings.min_last_seconds, frame_stride=int(np.prod(model.conv_strides)),
+                receptive_field=model.min_samples, cache_dir=None if root is None else str(root),
+                cache_hits=run.hits)
     common = dict(layer_names=[model.layer_names[p] for p in positions], layer_indices=positions,
                   clips=[sources[i].clip_id for i in done], source_index=done, meta=meta, failed=run.failed,
                   windows=[run.results[i][1] for i in done])
     if hasattr(clips, "iterrows"):
         common["source_labels"] = list(clips.index[done])
-    if pool is None:
+    if settings.pool is None:
         return Features(frames=[run.results[i][0] for i in done], **common)
     pooled = (np.stack([run.results[i][0] for i in done], axis=1) if done
               else np.zeros((len(positions), 0, model.hidden_size), np.float32))

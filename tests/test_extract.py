@@ -296,3 +296,30 @@ def test_progress_counts_seconds_of_audio_so_a_long_track_moves_the_bar(tiny, wr
     (bar,) = bars
     assert bar.total == 7 and bar.n == 7
     assert len([u for u in bar.updates if u > 0]) >= 6, "each window of the long track moves the bar"
+
+
+def test_like_reuses_every_setting_of_earlier_features_and_explicit_options_win(tiny, write_audio):
+    from m2v_lab.settings import ExtractSettings
+
+    paths = [write_audio("a.wav", 2.5), write_audio("b.wav", 1.5, seed=1)]
+    first = m2v.extract(tiny, paths[:1], pool="max", layers=[2, -1], window=1.0, min_last=0.2,
+                        normalize_scope="window", progress=False)
+    more = m2v.extract(tiny, paths[1:], like=first, progress=False)
+    assert ExtractSettings.from_meta(more.meta) == ExtractSettings.from_meta(first.meta)
+    assert more.layer_names == first.layer_names == ("block_2", "block_12")
+    by_hand = m2v.extract(tiny, paths[1:], pool="max", layers=[2, 12], window=1.0, min_last=0.2,
+                          normalize_scope="window", progress=False)
+    np.testing.assert_array_equal(more.pooled, by_hand.pooled)
+    frames = m2v.extract(tiny, paths[:1], like=first, pool=None, progress=False)
+    assert frames.meta["pool"] is None and frames.meta["window_samples"] == 16000
+    np.testing.assert_allclose(frames.frames(0).max(axis=1), first.pooled[:, 0], rtol=0, atol=1e-6)
+
+
+def test_like_refuses_what_is_not_features_and_features_without_settings(tiny, write_audio):
+    path = write_audio("a.wav", 1.0)
+    with pytest.raises(m2v.OptionError, match="like= takes Features"):
+        m2v.extract(tiny, [path], like={"pool": "mean"}, progress=False)
+    handmade = m2v.Features(layer_names=["a"], layer_indices=[0], clips=["x"], source_index=[0],
+                            meta={"hidden_size": 2}, pooled=np.zeros((1, 1, 2), np.float32))
+    with pytest.raises(m2v.OptionError, match="not made by m2v_lab.extract"):
+        m2v.extract(tiny, [path], like=handmade, progress=False)
