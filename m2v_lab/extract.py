@@ -326,6 +326,17 @@ def _warn_failures(failed: dict[str, str], total: int):
                   f"every reason. {shown}{more}", ExtractWarning, stacklevel=3)
 
 
+def _clip_table(clips, sources: list, done: list[int]):
+    """The rows of the extracted clips: the caller's own rows for a DataFrame, else where each came from."""
+    import pandas as pd
+
+    if hasattr(clips, "iterrows"):
+        return clips.iloc[done]
+    described = [str(sources[i].path) if sources[i].path is not None
+                 else f"array ({len(sources[i].array)} samples at {sources[i].sample_rate} Hz)" for i in done]
+    return pd.DataFrame({"path": described}, index=done)
+
+
 def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, window=_UNSET, min_last=_UNSET,
             do_normalize=_UNSET, normalize_scope=_UNSET, frames_dtype=_UNSET, like: Features | None = None,
             batch_size: int = 8, decode_workers: int = 1, cache_dir=None, on_error: str = "collect",
@@ -361,7 +372,7 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
         disk, and is part of the cache key).
     like : Features, optional
         Take every option above that is not given from how these features were made
-        (their ``meta``), e.g. ``extract(model, more_clips, like=feats)`` or, for one clip's
+        (``feats.settings``), e.g. ``extract(model, more_clips, like=feats)`` or, for one clip's
         frames, ``extract(model, clip, like=feats, pool=None)``.
     batch_size : int
         Windows per forward pass (equal-length windows only).
@@ -380,7 +391,7 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
     -------
     Features
         ``.pooled`` ``(layers, clips, dim)`` float32, or ``.frames(i)`` ``(layers, frames, dim)``
-        in ``frames_dtype``; ``ExtractSettings.from_meta(feats.meta)`` gives the settings used.
+        in ``frames_dtype``; ``.settings`` is the :class:`~m2v_lab.settings.ExtractSettings` used.
 
     Raises
     ------
@@ -405,7 +416,7 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
     if like is not None:
         if not isinstance(like, Features):
             raise OptionError(f"like= takes Features (what extract() returned); got {type(like).__name__}.")
-        options.update(ExtractSettings.from_meta(like.meta).options(), layers=list(like.layer_names))
+        options.update(like.settings.options(), layers=list(like.layer_names))
     given = dict(pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
                  normalize_scope=normalize_scope, frames_dtype=frames_dtype, layers=layers)
     options.update({k: v for k, v in given.items() if v is not _UNSET})
@@ -429,8 +440,7 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
     common = dict(layer_names=[model.layer_names[p] for p in positions], layer_indices=positions,
                   clips=[sources[i].clip_id for i in done], source_index=done, meta=meta, failed=run.failed,
                   windows=[run.results[i][1] for i in done])
-    if hasattr(clips, "iterrows"):
-        common["source_labels"] = list(clips.index[done])
+    common["clip_table"] = _clip_table(clips, sources, done)
     if settings.pool is None:
         return Features(frames=[run.results[i][0] for i in done], **common)
     pooled = (np.stack([run.results[i][0] for i in done], axis=1) if done

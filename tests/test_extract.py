@@ -131,27 +131,6 @@ def test_bad_clips_are_collected_with_reasons_while_the_rest_completes(tiny, tmp
         m2v.extract(tiny, [good[0], text], on_error="raise", progress=False)
 
 
-def test_align_finds_rows_of_a_filtered_frame_by_index_label(tiny, write_audio):
-    frame = pd.DataFrame({"path": [str(write_audio(f"{c}.wav", 1.0, seed=i)) for i, c in enumerate("abcd")],
-                          "label": list("abcd"), "split": ["tr", "te", "tr", "te"]})
-    test = frame[frame.split == "te"]
-    feats = m2v.extract(tiny, test, progress=False)
-    assert feats.align(test)["label"].tolist() == ["b", "d"]
-    assert feats.align(frame)["label"].tolist() == ["b", "d"]
-    other = frame.assign(path=frame.path[::-1].to_numpy())
-    with pytest.raises(m2v.FeaturesError, match="do not name the clips"):
-        feats.align(other)
-
-
-def test_select_takes_a_boolean_mask_over_clips(tiny, write_audio):
-    feats = m2v.extract(tiny, [write_audio(f"{c}.wav", 1.0, seed=i) for i, c in enumerate("abc")], progress=False)
-    some = feats.select(clips=np.array([False, True, True]))
-    assert some.clips == feats.clips[1:]
-    np.testing.assert_array_equal(some.pooled, feats.pooled[:, 1:])
-    with pytest.raises(m2v.FeaturesError, match="3 entries"):
-        feats.select(clips=np.array([True, False]))
-
-
 def test_pool_none_with_a_layer_subset_keeps_only_those_layers(tiny, write_audio, tmp_path):
     path = write_audio("a.wav", 1.0)
     full = m2v.extract(tiny, [path], pool=None, progress=False)
@@ -168,14 +147,6 @@ def test_invalid_options_raise_option_errors_naming_the_values(tiny, write_audio
         m2v.extract(tiny, [path], pool="median", progress=False)
 
 
-def test_dataframe_input_and_align_give_labels_for_the_extracted_rows(tiny, tmp_path, write_audio):
-    frame = pd.DataFrame({"path": [str(write_audio("a.wav", 1.0)), str(tmp_path / "gone.wav"),
-                                   str(write_audio("b.wav", 1.0, seed=2))],
-                          "label": ["x", "y", "z"]})
-    feats = m2v.extract(tiny, frame, progress=False)
-    assert feats.align(frame)["label"].tolist() == ["x", "z"]
-
-
 def test_layer_subset_by_index_and_name(tiny, write_audio):
     path = write_audio("a.wav", 1.0)
     full = m2v.extract(tiny, [path], progress=False)
@@ -187,13 +158,6 @@ def test_layer_subset_by_index_and_name(tiny, write_audio):
         m2v.extract(tiny, [path], layers=[13], progress=False)
     np.testing.assert_array_equal(m2v.extract(tiny, [path], layers=-1, progress=False).pooled, full.pooled[[12]])
     assert m2v.extract(tiny, [path], layers=[-13], progress=False).layer_names == ("pre_transformer",)
-
-
-def test_pool_none_features_refuse_pooled_access_with_the_fix(tiny, write_audio):
-    feats = m2v.extract(tiny, [write_audio("a.wav", 1.0)], pool=None, progress=False)
-    with pytest.raises(m2v.FeaturesError, match=r"pool\('mean'\)"):
-        feats.pooled
-    assert feats.pool("mean").pooled.shape == (13, 1, 96)
 
 
 def test_window_given_in_samples_is_caught(tiny, write_audio):
@@ -305,7 +269,7 @@ def test_like_reuses_every_setting_of_earlier_features_and_explicit_options_win(
     first = m2v.extract(tiny, paths[:1], pool="max", layers=[2, -1], window=1.0, min_last=0.2,
                         normalize_scope="window", progress=False)
     more = m2v.extract(tiny, paths[1:], like=first, progress=False)
-    assert ExtractSettings.from_meta(more.meta) == ExtractSettings.from_meta(first.meta)
+    assert more.settings == first.settings == ExtractSettings.from_meta(first.meta)
     assert more.layer_names == first.layer_names == ("block_2", "block_12")
     by_hand = m2v.extract(tiny, paths[1:], pool="max", layers=[2, 12], window=1.0, min_last=0.2,
                           normalize_scope="window", progress=False)
@@ -323,3 +287,12 @@ def test_like_refuses_what_is_not_features_and_features_without_settings(tiny, w
                             meta={"hidden_size": 2}, pooled=np.zeros((1, 1, 2), np.float32))
     with pytest.raises(m2v.OptionError, match="not made by m2v_lab.extract"):
         m2v.extract(tiny, [path], like=handmade, progress=False)
+
+
+def test_clip_table_of_paths_and_arrays_says_where_each_extracted_clip_came_from(tiny, tmp_path, write_audio):
+    clips = [write_audio("a.wav", 1.0), tmp_path / "gone.wav", (tone(1.0, 16000), 16000)]
+    with pytest.warns(ExtractWarning):
+        feats = m2v.extract(tiny, clips, progress=False)
+    table = feats.clip_table
+    assert table["source_index"].tolist() == [0, 2] and table["clip_id"].tolist() == feats.clips
+    assert table["path"].tolist() == [str(clips[0]), "array (16000 samples at 16000 Hz)"]
