@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FeaturesError, OptionError
+from .layers import layer_names, resolve_layers
 from .settings import ExtractSettings
 
 __all__ = ["Features"]
@@ -283,30 +284,24 @@ class Features:
 
     # -- derived views ------------------------------------------------------------
     def _layer_positions(self, layers) -> list[int]:
+        """Positions on the layer axis of a selection: names, or indices among the model's states
+        (negative from the end, as ``extract(layers=-1)``), resolved by :func:`m2v_lab.layers.resolve_layers`."""
         if layers is None:
             return list(range(self.num_layers))
-        if isinstance(layers, (int, np.integer, str)):
-            layers = [layers]
+        if "num_layers" in self.meta:
+            model_states = layer_names(int(self.meta["num_layers"]))
+            held = {int(index): p for p, index in enumerate(self.layer_indices)}
+            chosen = [model_states[i] for i in resolve_layers(model_states, layers)]
+        else:  # built by hand: the held layers are all there is
+            model_states, held = self.layer_names, {p: p for p in range(self.num_layers)}
+            chosen = [self.layer_names[i] for i in resolve_layers(self.layer_names, layers)]
         positions = []
-        for layer in layers:
-            if isinstance(layer, str):
-                if layer not in self.layer_names:
-                    raise FeaturesError(f"no layer {layer!r}; layers are {list(self.layer_names)}.")
-                positions.append(self.layer_names.index(layer))
-            elif isinstance(layer, (int, np.integer)) and not isinstance(layer, (bool, np.bool_)):
-                index = int(layer)
-                if index < 0:  # from the end of the model's states, as extract(layers=-1)
-                    if "num_layers" not in self.meta:
-                        raise FeaturesError(f"layer {index} counts from the end of the model's states, but meta "
-                                            "has no 'num_layers'; pass a layer name or a non-negative index.")
-                    index += int(self.meta["num_layers"]) + 1
-                where = np.flatnonzero(self.layer_indices == index)
-                if where.size == 0:
-                    raise FeaturesError(f"layer {layer} is not held; held layer indices: "
-                                        f"{self.layer_indices.tolist()}.")
-                positions.append(int(where[0]))
-            else:
-                raise OptionError(f"layers: {layer!r} is neither a layer index nor a layer name.")
+        for name in chosen:
+            index = model_states.index(name)
+            if index not in held:
+                raise FeaturesError(f"layer {name!r} is not held; these features hold {list(self.layer_names)} "
+                                    "(extract again with layers= including it).")
+            positions.append(held[index])
         return positions
 
     def _mask(self, mask, what: str) -> np.ndarray:
