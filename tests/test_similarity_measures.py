@@ -6,7 +6,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.distance import pdist
 from scipy.stats import pearsonr, spearmanr
 
-from m2v_lab.errors import AnalysisError
+from m2v_lab.errors import AnalysisError, OptionError
 from m2v_lab.similarity import layer_similarity
 
 
@@ -221,13 +221,21 @@ def test_across_models_with_different_shapes(rng):
         assert res.values.shape == (3, 2) and res.cols == ("pre_transformer", "block_1")
 
 
-def test_options_are_checked_per_measure(rng):
-    A = rng.standard_normal((2, 30, 3))
-    with pytest.raises(AnalysisError, match="do not apply"):
-        layer_similarity(A, measure="procrustes", k=3)
-    with pytest.raises(AnalysisError, match="measure='cka' only"):
-        layer_similarity(A, measure="rsa", debiased=True)
-    with pytest.raises(AnalysisError, match="measure="):
-        layer_similarity(A, measure="cca")
-    with pytest.raises(AnalysisError, match="k="):
-        layer_similarity(A, measure="mutual_knn", k=29)
+@pytest.mark.parametrize(
+    "measure,options,match",
+    [
+        ("rsa", {"distance": "cosine"}, "distance='cosine'"),
+        ("rsa", {"compare": "kendall"}, "compare='kendall'"),
+        ("svcca", {"keep": 0}, "keep=0"),
+        ("svcca", {"keep": 1.5}, "keep=1.5"),
+        ("svcca", {"keep": True}, "keep=True"),
+        ("svcca", {"keep": "all"}, "keep='all'"),
+        ("mutual_knn", {"metric": "manhattan"}, "metric='manhattan'"),
+        ("mutual_knn", {"k": 0}, "k=0"),
+        ("mutual_knn", {"k": 29}, r"k=29.*< 29 \(n - 1 for these n = 30"),
+        ("mutual_knn", {"k": 3.0}, "k=3.0"),
+    ],
+)
+def test_bad_measure_options_raise_option_errors(rng, measure, options, match):
+    with pytest.raises(OptionError, match=match):
+        layer_similarity(rng.standard_normal((2, 30, 3)), measure=measure, **options)

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from m2v_lab.errors import AnalysisError
+from m2v_lab.errors import AnalysisError, FeaturesError, OptionError
 from m2v_lab.similarity import permutation_test, similarity_ci
 from m2v_lab.similarity.resampling import _permuted_index, group_blocks, group_subsamples
+from tests.test_similarity_inputs import clip_ids, features
 
 
 def related(rng, n, d=5, noise=1.0):
@@ -76,14 +77,43 @@ def test_subsample_interval_coverage_is_near_nominal():
     assert covered >= 23  # nominal 27 of 30
 
 
-def test_ci_options_are_checked():
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"scheme": "bootstrap"}, "scheme='bootstrap'"),
+        ({"fraction": 1.0}, "fraction=1.0"),
+        ({"fraction": "half"}, "fraction='half'"),
+        ({"level": 95}, "level=95"),
+        ({"n_resamples": 1}, "n_resamples=1"),
+        ({"n_resamples": 10.0}, "n_resamples=10.0"),
+        ({"scheme": "jackknife", "n_blocks": 1}, "n_blocks=1"),
+        ({"seed": -1}, "seed=-1"),
+        ({"seed": "s"}, "seed='s'"),
+        ({"measure": "cca"}, "measure='cca'"),
+    ],
+)
+def test_bad_ci_options_raise_option_errors(options, match):
     A = related(np.random.default_rng(0), 20)
-    with pytest.raises(AnalysisError, match="scheme"):
-        similarity_ci(A, scheme="bootstrap")
+    with pytest.raises(OptionError, match=match):
+        similarity_ci(A, **{"n_resamples": 5, **options})
+
+
+@pytest.mark.parametrize("options,match", [({"n_permutations": 0}, "n_permutations=0"),
+                                           ({"n_permutations": True}, "n_permutations=True"),
+                                           ({"seed": 1.5}, "seed=1.5")])  # fmt: skip
+def test_bad_permutation_options_raise_option_errors(options, match):
+    with pytest.raises(OptionError, match=match):
+        permutation_test(related(np.random.default_rng(0), 20), **options)
+
+
+def test_groups_that_do_not_fit_the_samples_raise_analysis_errors():
+    A = related(np.random.default_rng(0), 20)
     with pytest.raises(AnalysisError, match="one group label per sample"):
         similarity_ci(A, groups=np.arange(19))
-    with pytest.raises(AnalysisError, match="fraction"):
-        similarity_ci(A, fraction=1.0)
+    with pytest.raises(AnalysisError, match="2 samples.*first at sample 3"):
+        similarity_ci(A, groups=np.r_[np.zeros(3), np.nan, np.ones(15), np.nan])
+    with pytest.raises(AnalysisError, match="of 2 groups keeps 1"):
+        similarity_ci(A, groups=np.repeat([0, 1], 10))  # half of 2 groups is 1 group
 
 
 def test_permutation_test_separates_related_from_independent_layers():
@@ -123,3 +153,48 @@ def test_constant_layer_gives_nan_p_values():
     with pytest.warns(RuntimeWarning, match="block_2"):
         res = permutation_test(A, n_permutations=9)
     assert np.isnan(res.p_values[2]).all() and np.isfinite(res.p_values[:2, :2]).all()
+
+
+# --- groups by column name, pairing by clip id ---------------------------------------------------
+
+
+def tracks(rng, n_tracks=30, clips_per_track=2):
+    """Features of clips of tracks, with the track in ``clip_table["group"]``."""
+    A = np.repeat(related(rng, n_tracks), clips_per_track, axis=1) + 0.1 * rng.standard_normal(
+        (3, n_tracks * clips_per_track, 5))
+    group = np.repeat([f"track_{t}" for t in range(n_tracks)], clips_per_track)
+    return features(A, clip_ids(A.shape[1]), group=group)
+
+
+def test_groups_can_name_a_column_of_the_clip_table():
+    feats = tracks(np.random.default_rng(11))
+    by_name = similarity_ci(feats, groups="group", n_resamples=10)
+    by_value = similarity_ci(feats, groups=feats.clip_table["group"].to_numpy(), n_resamples=10)
+    np.testing.assert_array_equal(by_name.ci_low, by_value.ci_low)
+    p_by_name = permutation_test(feats, groups="group", n_permutations=9).p_values
+    p_by_value = permutation_test(feats, groups=feats.labels("group"), n_permutations=9).p_values
+    np.testing.assert_array_equal(p_by_name, p_by_value)
+
+
+def test_a_column_name_for_groups_needs_features():
+    with pytest.raises(OptionError, match="groups='group' names a column"):
+        similarity_ci(related(np.random.default_rng(0), 20), groups="group")
+
+
+def test_an_unknown_groups_column_lists_the_columns():
+    with pytest.raises(FeaturesError, match="no column 'track'.*'group'"):
+        similarity_ci(tracks(np.random.default_rng(0)), groups="track")
+
+
+def test_resampling_pairs_features_by_clip_id():
+    rng = np.random.default_rng(12)
+    A = related(rng, 40)
+    ids = clip_ids(40)
+    order = rng.permutation(40)
+    fa, fb = features(A, ids, group=np.arange(40) // 2), features(A[:, order], [ids[i] for i in order])
+    ci = similarity_ci(fa, fb, groups="group", n_resamples=10)
+    np.testing.assert_allclose(ci.ci_low, similarity_ci(A, A, groups=np.arange(40) // 2, n_resamples=10).ci_low,
+                               atol=1e-10)
+    assert "reordered" in ci.details["clips"]
+    perm = permutation_test(fa, fb, n_permutations=19)
+    assert perm.p_values[0, 0] == pytest.approx(1 / 20) and "reordered" in perm.details["clips"]

@@ -1,31 +1,36 @@
-"""Turning what users pass (arrays, Features, chunk streams) into checked layer stacks."""
+"""Turning what users pass (arrays, Features, chunk streams) into checked, paired layer stacks.
+
+Two inputs are compared sample by sample, so their samples must be paired.  When both carry
+clip ids (``.clips``, one per sample in clip-axis order, as :class:`m2v_lab.Features` do) they
+are paired by id: B is put in A's clip order, and inputs that hold different clips are refused
+with the ids in only one of them.  Bare arrays and chunk streams are paired by position.
+Each array is checked by :func:`m2v_lab.stacks.layer_stack`, the one validator of layer stacks.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import AnalysisError, M2VLabError
+from ..stacks import layer_stack
 
 __all__ = [
     "Stack",
     "as_stack",
     "as_stacks",
     "is_stream",
-    "iter_chunk_pairs",
-    "frame_stream",
-    "default_layer_names",
+    "ChunkPairs",
     "constant_layers",
     "warn_constant",
 ]
 
-
-def default_layer_names(n_layers: int) -> list[str]:
-    """Names used for a bare array: ``pre_transformer``, ``block_1``, ... ."""
-    return ["pre_transformer"] + [f"block_{i}" for i in range(1, n_layers)]
+#: How many clip ids a message about different clip sets lists per side.
+_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -35,57 +40,88 @@ class Stack:
     Attributes
     ----------
     data : ndarray, shape (layers, n, dim)
-        Floating point features, finite.
+        float32 or float64, finite.
     names : tuple of str, length layers
     label : str
         How error messages refer to this input (``"A"`` or ``"B"``).
+    clips : tuple of str, length n, or None
+        The samples' clip ids, when the input carried them.
     """
 
     data: np.ndarray
     names: tuple[str, ...]
     label: str
+    clips: tuple[str, ...] | None = None
 
     @property
     def n(self) -> int:
         return self.data.shape[1]
 
 
+def _frames_only(obj) -> bool:
+    """True for Features that hold frames only (no ``.pooled``)."""
+    if isinstance(obj, np.ndarray) or not all(hasattr(obj, a) for a in ("frames", "layer_names", "__len__")):
+        return False
+    try:
+        obj.pooled
+    except M2VLabError:
+        return True
+    return False
+
+
 def is_stream(obj) -> bool:
-    """True for an iterator, or a list/tuple of ``(layers, n_chunk, dim)`` arrays."""
-    if isinstance(obj, Iterator):
+    """True for an iterator, a list/tuple of ``(layers, n_chunk, dim)`` arrays, or frame-level Features."""
+    if isinstance(obj, Iterator) or _frames_only(obj):
         return True
     return isinstance(obj, (list, tuple)) and len(obj) > 0 and getattr(obj[0], "ndim", None) == 3
 
 
-def _names(given: Sequence[str] | None, from_obj, n_layers: int, label: str) -> tuple[str, ...]:
-    names = given if given is not None else from_obj
-    names = tuple(default_layer_names(n_layers) if names is None else (str(s) for s in names))
-    if len(names) != n_layers:
-        raise AnalysisError(
-            f"{label} has {n_layers} layers but {len(names)} layer names {names!r}; "
-            "pass one name per layer (or none for the defaults)."
-        )
-    return names
+def _clip_ids(obj, label: str, n: int) -> tuple[str, ...] | None:
+    """``obj.clips`` as a tuple, checked against ``n`` samples; None for objects without clip ids."""
+    clips = getattr(obj, "clips", None)
+    if clips is None:
+        return None
+    clips = tuple(clips)
+    if len(clips) != n:
+        raise AnalysisError(f"{label} has {len(clips)} clip ids (.clips) for {n} samples: give one id per sample, "
+                            "in clip-axis order.")
+    if len(set(clips)) != n:
+        repeated = [c for c, k in Counter(clips).items() if k > 1]
+        raise AnalysisError(f"{label} repeats clip ids {repeated[:_SHOWN]}: clips are paired by id, so ids must be "
+                            "unique.")
+    return clips
 
 
-def _checked_array(arr, label: str, what: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim != 3:
+def _shown(ids: list) -> str:
+    more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+    return f"{ids[:_SHOWN]}{more}"
+
+
+def _pair_clips(ids_a, ids_b, labels: tuple[str, str]) -> tuple[np.ndarray | None, dict]:
+    """Positions in B of A's clips (None: keep B as it is) and what the result's details record.
+
+    Raises
+    ------
+    AnalysisError
+        Both have clip ids but not the same set of them.
+    """
+    if ids_a is None or ids_b is None:
+        return None, {}
+    if ids_a == ids_b:
+        return None, {"clips": "paired by clip id"}
+    in_a, in_b = set(ids_a), set(ids_b)
+    if in_a != in_b:
+        la, lb = labels
+        only_a = [c for c in ids_a if c not in in_b]
+        only_b = [c for c in ids_b if c not in in_a]
         raise AnalysisError(
-            f"{label} {what} has shape {arr.shape}; expected (layers, n, dim). "
-            "For a single layer X of shape (n, dim) pass X[None]."
-        )
-    if arr.dtype.kind in "biu":
-        arr = arr.astype(np.float64)
-    elif arr.dtype.kind != "f":
-        raise AnalysisError(f"{label} {what} has dtype {arr.dtype}; pass real floating point features.")
-    finite = np.isfinite(arr).all(axis=(1, 2))
-    if not finite.all():
-        raise AnalysisError(
-            f"{label} {what} holds NaN or inf in layer {int(np.argmin(finite))}; "
-            "remove or impute those samples before comparing layers."
-        )
-    return arr
+            f"{la} and {lb} hold different clips ({len(ids_a)} and {len(ids_b)}; {len(in_a & in_b)} shared): "
+            f"{len(only_a)} only in {la} {_shown(only_a)}, {len(only_b)} only in {lb} {_shown(only_b)}. Clips are "
+            f"paired by id; compare the clips both hold: common = [c for c in {la}.clips if c in set({lb}.clips)], "
+            f"then {la}.select(clips=common) and {lb}.select(clips=common).")
+    where = {c: i for i, c in enumerate(ids_b)}
+    return np.array([where[c] for c in ids_a]), {"clips": f"paired by clip id ({labels[1]} reordered to "
+                                                           f"{labels[0]}'s clip order)"}
 
 
 def as_stack(obj, *, label: str, names: Sequence[str] | None = None) -> Stack:
@@ -94,83 +130,138 @@ def as_stack(obj, *, label: str, names: Sequence[str] | None = None) -> Stack:
     Raises
     ------
     AnalysisError
-        Wrong number of dimensions, non-float or non-finite values, too few samples,
-        or as many names as layers not given.
+        A stream or frame-level Features; anything :func:`m2v_lab.stacks.layer_stack`
+        refuses (fewer than 2 samples among it); clip ids that do not fit the samples.
     """
+    if _frames_only(obj):
+        raise AnalysisError(f"{label} holds frames only; this analysis compares pooled features: pass "
+                            f"{label}.pool('mean'), or stream the frames with layer_similarity(...) "
+                            "(measure='cka', method 'feature' or 'minibatch').")
     if is_stream(obj):
-        raise AnalysisError(
-            f"{label} is a stream of chunks; only method='feature' or 'minibatch' of measure='cka' "
-            "accept streams. Pass an array (layers, n, dim) for this analysis."
-        )
-    arr = _checked_array(getattr(obj, "pooled", obj), label, "features")
-    if arr.shape[1] < 2:
-        raise AnalysisError(f"{label} has shape {arr.shape}: need at least 2 samples (axis 1).")
-    return Stack(arr, _names(names, getattr(obj, "layer_names", None), arr.shape[0], label), label)
+        raise AnalysisError(f"{label} is a stream of chunks; only method='feature' or 'minibatch' of measure='cka' "
+                            "accept streams. Pass an array (layers, n, dim) for this analysis.")
+    data, names = layer_stack(obj, name=label, names=names, min_samples=2)
+    return Stack(data, names, label, _clip_ids(obj, label, data.shape[1]))
 
 
-def frame_stream(obj, names: Sequence[str] | None):
-    """``(chunks, names)`` for Features that hold frames only, else ``(obj, names)`` unchanged.
+def as_stacks(A, B, *, rows=None, cols=None, labels=("A", "B")) -> tuple[Stack, Stack | None, dict]:
+    """Check A and, if given, B, paired sample by sample.
 
-    The chunks are ``obj.frames(i)`` for each clip in order, ``(layers, frames_i, dim)``.
+    Returns
+    -------
+    a, b : Stack, and Stack or None
+        ``b`` in A's clip order when both carry clip ids.
+    details : dict
+        How the samples were paired, for the result's details (empty for position).
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`as_stack`; different clips in A and B; different n (both shapes named).
     """
-    if isinstance(obj, np.ndarray) or not all(hasattr(obj, a) for a in ("frames", "layer_names", "__len__")):
-        return obj, names
-    try:
-        obj.pooled
-    except M2VLabError:
-        return (obj.frames(i) for i in range(len(obj))), (obj.layer_names if names is None else names)
-    return obj, names
-
-
-def as_stacks(A, B, *, rows=None, cols=None, labels=("A", "B")) -> tuple[Stack, Stack | None]:
-    """Check A and, if given, B; they must hold the same samples (same n)."""
     sa = as_stack(A, label=labels[0], names=rows)
-    sb = None if B is None else as_stack(B, label=labels[1], names=cols)
-    if sb is not None and sb.n != sa.n:
+    if B is None:
+        return sa, None, {}
+    sb = as_stack(B, label=labels[1], names=cols)
+    order, details = _pair_clips(sa.clips, sb.clips, labels)
+    if order is not None:
+        sb = replace(sb, data=sb.data[:, order], clips=sa.clips)
+    if sb.n != sa.n:
         raise AnalysisError(
             f"{labels[0]} has shape {sa.data.shape} and {labels[1]} has shape {sb.data.shape}: both need "
             "the same samples on axis 1 (layers, n, dim)."
         )
-    return sa, sb
+    return sa, sb, details
 
 
-def iter_chunk_pairs(a_chunks: Iterable, b_chunks: Iterable | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Yield checked ``(chunk_a, chunk_b)`` pairs, each ``(layers, n_chunk, dim)``.
+class ChunkPairs:
+    """Checked ``(chunk_a, chunk_b)`` pairs of two streams, each ``(layers, n_chunk, dim)``.
 
-    Layers and dims must stay the same from chunk to chunk, and paired chunks must hold
-    the same samples (same ``n_chunk``).
+    A stream is an iterator or list of chunks, or Features holding frames (one chunk per clip,
+    ``feats.frames(i)``).  Two frame-level Features are paired by clip id like arrays; other
+    streams chunk by chunk.  Layers and dims must stay the same from chunk to chunk, and paired
+    chunks must hold the same samples (same ``n_chunk``).
+
+    Parameters
+    ----------
+    A, B : stream; B may be None
+    rows, cols : sequence of str, optional
+        Layer names of A and B; default the Features' names, else the defaults.
+    labels : pair of str
+        How messages call A and B.
+
+    Attributes
+    ----------
+    rows, cols : tuple of str
+        The layer names, set once the first chunk has been checked.
+    details : dict
+        How the samples were paired (empty for position).
+    cross : bool
+        Whether there is a B.
+
+    Raises
+    ------
+    AnalysisError
+        A or a given B not a stream; while iterating, a malformed chunk, a change of layout,
+        unequal paired chunks, or streams of different lengths.
     """
-    b_iter = None if b_chunks is None else iter(b_chunks)
-    first_a = first_b = None
-    for i, ca in enumerate(a_chunks):
-        ca = _checked_array(ca, "A", f"chunk {i}")
-        first_a = _same_layout(first_a, ca, "A", i)
-        if b_iter is None:
-            yield ca, None
-            continue
-        try:
-            cb = _checked_array(next(b_iter), "B", f"chunk {i}")
-        except StopIteration:
-            raise AnalysisError(f"B ran out of chunks at chunk {i}; A and B must yield the same samples.") from None
-        first_b = _same_layout(first_b, cb, "B", i)
-        if cb.shape[1] != ca.shape[1]:
+
+    def __init__(self, A, B, *, rows=None, cols=None, labels=("A", "B")):
+        if not is_stream(A) or (B is not None and not is_stream(B)):
+            raise AnalysisError(f"{labels[0]} and {labels[1]} must both be streams of chunks, or both arrays.")
+        ids_a, ids_b = (_clip_ids(X, label, len(X)) if _frames_only(X) else None for X, label in zip((A, B), labels))
+        order, self.details = _pair_clips(ids_a, ids_b, labels)
+        self._a, self._b = self._chunks(A, None), None if B is None else self._chunks(B, order)
+        self._names = [self._names_of(A, rows), self._names_of(B, cols)]
+        self.labels, self.cross = labels, B is not None
+        self.rows = self.cols = None
+
+    @staticmethod
+    def _chunks(obj, order):
+        if not _frames_only(obj):
+            return obj
+        return (obj.frames(int(i)) for i in (range(len(obj)) if order is None else order))
+
+    @staticmethod
+    def _names_of(obj, given):
+        return given if given is not None or not _frames_only(obj) else obj.layer_names
+
+    def _checked(self, chunk, side: int, i: int, layout):
+        label = self.labels[side]
+        chunk, names = layer_stack(chunk, name=f"{label} chunk {i}", names=self._names[side])
+        if layout is not None and (chunk.shape[0], chunk.shape[2]) != layout:
             raise AnalysisError(
-                f"chunk {i}: A has shape {ca.shape} and B has shape {cb.shape}; paired chunks "
-                "must hold the same samples (same n_chunk on axis 1)."
+                f"{label} chunk {i} has shape {chunk.shape}, but earlier chunks had "
+                f"{layout[0]} layers of dim {layout[1]}; every chunk must be (layers, n_chunk, dim)."
             )
-        yield ca, cb
-    if b_iter is not None and next(b_iter, None) is not None:
-        raise AnalysisError("B yields more chunks than A; A and B must yield the same samples.")
+        return chunk, names
 
-
-def _same_layout(first: tuple | None, chunk: np.ndarray, label: str, i: int) -> tuple:
-    layout = (chunk.shape[0], chunk.shape[2])
-    if first is not None and layout != first:
-        raise AnalysisError(
-            f"{label} chunk {i} has shape {chunk.shape}, but earlier chunks had "
-            f"{first[0]} layers of dim {first[1]}; every chunk must be (layers, n_chunk, dim)."
-        )
-    return layout
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        la, lb = self.labels
+        b_iter = None if self._b is None else iter(self._b)
+        layout_a = layout_b = None
+        for i, ca in enumerate(self._a):
+            ca, self.rows = self._checked(ca, 0, i, layout_a)
+            layout_a = (ca.shape[0], ca.shape[2])
+            if b_iter is None:
+                self.cols = self.rows
+                yield ca, None
+                continue
+            try:
+                cb = next(b_iter)
+            except StopIteration:
+                raise AnalysisError(f"{lb} ran out of chunks at chunk {i}; {la} and {lb} must yield the same "
+                                    "samples.") from None
+            cb, self.cols = self._checked(cb, 1, i, layout_b)
+            layout_b = (cb.shape[0], cb.shape[2])
+            if cb.shape[1] != ca.shape[1]:
+                raise AnalysisError(
+                    f"chunk {i}: {la} has shape {ca.shape} and {lb} has shape {cb.shape}; paired chunks "
+                    "must hold the same samples (same n_chunk on axis 1)."
+                )
+            yield ca, cb
+        if b_iter is not None and next(b_iter, None) is not None:
+            raise AnalysisError(f"{lb} yields more chunks than {la}; {la} and {lb} must yield the same samples.")
 
 
 def constant_layers(data: np.ndarray) -> np.ndarray:

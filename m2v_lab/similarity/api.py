@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import OptionError
 from ._inputs import as_stacks, warn_constant
-from .cka import cka_layers
+from ._options import one_of
+from .cka import CkaOptions, cka_layers
 from .measures import mutual_knn_layers, procrustes_layers, pwcca_layers, rsa_layers, svcca_layers
 from .result import SimilarityResult
 
@@ -35,7 +36,7 @@ def layer_similarity(
     sigma: float | None = None,
     method: str = "auto",
     batch_size: int | None = None,
-    device=None,
+    device="numpy",
     rows: Sequence[str] | None = None,
     cols: Sequence[str] | None = None,
     **options,
@@ -51,8 +52,11 @@ def layer_similarity(
         ``(feats.frames(i) for i in range(len(feats.clips)))``.  For CKA, Features that hold
         frames only (no ``.pooled``) are streamed clip by clip in just that way.
     B : same kinds as A, optional
-        Another model's features of the same n samples (in the same order; chunks paired
-        with A's); ``dim_B`` and ``layers_B`` may differ.  None compares A with itself.
+        Another model's (or run's) features of the same n samples; ``dim_B`` and
+        ``layers_B`` may differ.  None compares A with itself.  When A and B both carry
+        clip ids (``.clips``, as Features do, pooled or frame-level), samples are paired by
+        id: B is taken in A's clip order (``details["clips"]`` says so), and different clip
+        sets are refused.  Bare arrays and chunk streams are paired by position.
     measure : {"cka", "rsa", "procrustes", "svcca", "pwcca", "mutual_knn"}
         See :mod:`m2v_lab.similarity.measures` for the non-CKA measures and their options.
     debiased : bool, optional
@@ -75,9 +79,11 @@ def layer_similarity(
         ``method="minibatch"`` only: consecutive batches of this many samples (shuffle first
         if the order is structured).  For a stream, None makes each chunk a batch.  A final
         batch of fewer than 4 samples joins the one before it.
-    device : str, optional
-        CKA only.  None: NumPy on the CPU.  ``"cuda"`` (or ``"cpu"``): the same computation
-        in torch on that device, still in float64.
+    device : str or torch.device
+        CKA only; float64 everywhere.  ``"numpy"`` (default): NumPy on the CPU.  None or
+        ``"auto"``: CUDA when torch sees a GPU, else NumPy (the default's numbers).
+        ``"cuda"``, ``"cuda:1"``, ``"cpu"``: the same computation in torch on that device.
+        ``"mps"`` is refused: Apple's MPS has no float64.
     rows, cols : sequence of str, optional
         Layer names for A and B, overriding ``.layer_names`` or the defaults
         (``"pre_transformer"``, ``"block_1"``, ...).
@@ -94,8 +100,11 @@ def layer_similarity(
     Raises
     ------
     AnalysisError
-        Different n in A and B (both shapes named), malformed features, options that do
-        not apply to the measure.
+        Malformed features; A and B holding different clips (the ids only in one named)
+        or, without clip ids, a different n (both shapes named).
+    OptionError
+        An unknown measure, an option value outside its choices, options that do not
+        apply to the measure, or a device that is not there.
 
     Examples
     --------
@@ -104,25 +113,25 @@ def layer_similarity(
     >>> res = layer_similarity((feats.frames(i) for i in range(len(feats.clips))),
     ...                        rows=feats.layer_names)                 # doctest: +SKIP
     """
-    if measure not in MEASURES:
-        raise AnalysisError(f"measure={measure!r}: use one of {tuple(MEASURES)}.")
-    fn, allowed = MEASURES[measure]
+    fn, allowed = MEASURES[one_of("measure", measure, tuple(MEASURES))]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise AnalysisError(
+        raise OptionError(
             f"option(s) {unknown} do not apply to measure={measure!r}; it takes {list(allowed) or 'none'}."
         )
     if measure == "cka":
-        return cka_layers(
-            A, B, debiased=True if debiased is None else debiased, kernel=kernel, sigma=sigma,
-            method=method, batch_size=batch_size, device=device, rows=rows, cols=cols,
-        )  # fmt: skip
-    cka_only = dict(debiased=debiased, sigma=sigma, batch_size=batch_size, device=device)
-    cka_only.update(kernel=None if kernel == "linear" else kernel, method=None if method == "auto" else method)
-    given = sorted(k for k, v in cka_only.items() if v is not None)
+        opts = CkaOptions(debiased=True if debiased is None else debiased, kernel=kernel, sigma=sigma,
+                          method=method, batch_size=batch_size, device=device)  # fmt: skip
+        return cka_layers(A, B, opts, rows=rows, cols=cols)
+    # The other measures run in NumPy: a CKA option given to them is a mistake, not a no-op.  (The
+    # isinstance test first: a torch.device or an array compared with == would not give one bool.)
+    given = [name for name, value, default in (
+        ("debiased", debiased, None), ("kernel", kernel, "linear"), ("sigma", sigma, None), ("method", method, "auto"),
+        ("batch_size", batch_size, None), ("device", device, "numpy"),
+    ) if not (isinstance(value, type(default)) and value == default)]  # fmt: skip
     if given:
-        raise AnalysisError(f"{given} apply to measure='cka' only, not to measure={measure!r}.")
-    sa, sb = as_stacks(A, B, rows=rows, cols=cols)
+        raise OptionError(f"{given} apply to measure='cka' only, not to measure={measure!r}.")
+    sa, sb, pairing = as_stacks(A, B, rows=rows, cols=cols)
     values, bad_a, bad_b, estimator, how, details = fn(sa, sb, **options)
     values[bad_a, :] = np.nan
     values[:, bad_b] = np.nan
@@ -137,5 +146,5 @@ def layer_similarity(
         estimator=estimator,
         method=how,
         n=sa.n,
-        details=details,
+        details={**details, **pairing},
     )

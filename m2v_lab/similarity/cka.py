@@ -3,28 +3,71 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 from ._backend import get_backend
-from ._inputs import (
-    Stack,
-    as_stacks,
-    constant_layers,
-    default_layer_names,
-    frame_stream,
-    is_stream,
-    iter_chunk_pairs,
-    warn_constant,
-)
+from ._inputs import ChunkPairs, Stack, as_stacks, constant_layers, is_stream, warn_constant
+from ._options import flag, one_of, real, whole
 from .hsic import FeatureMoments, gram_stats, hsic, rbf_hsic
 from .result import SimilarityResult
 
-__all__ = ["cka", "cka_layers", "choose_method"]
+__all__ = ["cka", "cka_layers", "choose_method", "CkaOptions"]
 
 _METHODS = ("auto", "gram", "feature", "minibatch")
 _DEFAULT_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class CkaOptions:
+    """CKA's options, checked when made.
+
+    The fields are the keywords of :func:`~m2v_lab.similarity.layer_similarity` with the
+    same names; ``sigma`` is checked whatever the kernel but only used by ``kernel="rbf"``,
+    and ``device`` is checked when the backend is chosen.
+
+    Raises
+    ------
+    OptionError
+        A value outside its choices, or a combination that does not go together
+        (``batch_size`` without ``method="minibatch"``, RBF outside Gram space, biased
+        minibatch CKA).
+    """
+
+    debiased: bool = True
+    kernel: str = "linear"
+    sigma: float | None = None
+    method: str = "auto"
+    batch_size: int | None = None
+    device: str | None = "numpy"  # or a torch.device
+
+    def __post_init__(self):
+        flag("debiased", self.debiased)
+        one_of("kernel", self.kernel, ("linear", "rbf"))
+        one_of("method", self.method, _METHODS)
+        if self.sigma is not None:  # whatever the kernel: a loop over kernels may pass one sigma to all
+            real("sigma", self.sigma, low=0, hint=" (a fraction of the median distance, e.g. 0.5)")
+        if self.kernel == "rbf" and self.method not in ("auto", "gram"):
+            raise OptionError(f"kernel='rbf' is computed in Gram space only; use method='gram' (not "
+                              f"{self.method!r}).")
+        if self.method != "minibatch":
+            if self.batch_size is not None:
+                raise OptionError(f"batch_size is for method='minibatch' only (got method={self.method!r}).")
+            return
+        if not self.debiased:
+            raise OptionError(
+                "minibatch CKA averages the unbiased HSIC of each batch; a biased per-batch HSIC "
+                "depends on the batch size. Use debiased=True, or another method for biased CKA."
+            )
+        if self.batch_size is not None:
+            whole("batch_size", self.batch_size, minimum=4)
+
+    @property
+    def fraction(self) -> float:
+        """The RBF bandwidth as a fraction of the median pairwise distance."""
+        return _DEFAULT_FRACTION if self.sigma is None else float(self.sigma)
 
 
 def choose_method(n: int, layers_a: int, dim_a: int, layers_b: int | None = None, dim_b: int | None = None) -> str:
@@ -139,46 +182,44 @@ def _minibatch_hsic(pairs, backend, cross: bool):
     return [s / n for s in sums], n, n_batches, ext_a.constant(), (ext_b if cross else ext_a).constant()
 
 
-def _stream_cka(A, B, *, debiased, method, batch_size, backend):
-    pairs = iter_chunk_pairs(A, B)
-    cross = B is not None
-    if method == "minibatch":
-        H, n, n_batches, const_a, const_b = _minibatch_hsic(_rebatch(pairs, batch_size), backend, cross)
+def _stream_cka(pairs: ChunkPairs, opts: CkaOptions, backend):
+    cross = pairs.cross
+    if opts.method == "minibatch":
+        H, n, n_batches, const_a, const_b = _minibatch_hsic(_rebatch(pairs, opts.batch_size), backend, cross)
         return H, n, const_a, const_b, {"batches": n_batches}
     moments, ext_a, ext_b = FeatureMoments(backend, cross=cross), _Extremes(), _Extremes()
-    layers = None
     for ca, cb in pairs:
         moments.update(ca, cb)
         ext_a.update(ca)
         if cross:
             ext_b.update(cb)
-        layers = (ca.shape[0], None if cb is None else cb.shape[0])
-    if layers is None:
-        raise AnalysisError("the feature stream A yielded no chunks.")
-    _min_n(moments.n, debiased, "the stream")
-    H = hsic(moments.stats(), debiased=debiased)
+    if pairs.rows is None:
+        raise AnalysisError(f"the feature stream {pairs.labels[0]} yielded no chunks.")
+    _min_n(moments.n, opts.debiased, "the stream")
+    H = hsic(moments.stats(), debiased=opts.debiased)
     return H, moments.n, ext_a.constant(), (ext_b if cross else ext_a).constant(), {}
 
 
-def _array_cka(sa: Stack, sb: Stack | None, *, debiased, kernel, fraction, method, batch_size, backend):
+def _array_cka(sa: Stack, sb: Stack | None, opts: CkaOptions, method: str, backend):
     const_a = constant_layers(sa.data)
     const_b = const_a if sb is None else constant_layers(sb.data)
     if method == "minibatch":
-        bs = batch_size
+        bs = opts.batch_size
         pieces = ((sa.data[:, i : i + bs], None if sb is None else sb.data[:, i : i + bs]) for i in range(0, sa.n, bs))
         H, _, n_batches, _, _ = _minibatch_hsic(_rebatch(pieces, None), backend, sb is not None)
         return H, const_a, const_b, {"batches": n_batches}
-    _min_n(sa.n, debiased, sa.label)
-    if kernel == "rbf":
+    _min_n(sa.n, opts.debiased, sa.label)
+    if opts.kernel == "rbf":
         xa = _centred(sa, backend)
         xb = None if sb is None else _centred(sb, backend)
         deg_a = const_a.copy()
         deg_b = deg_a if sb is None else const_b.copy()
-        H = rbf_hsic(xa, xb, fraction=fraction, debiased=debiased, backend=backend, degenerate_a=deg_a, degenerate_b=deg_b)
+        H = rbf_hsic(xa, xb, fraction=opts.fraction, debiased=opts.debiased, backend=backend, degenerate_a=deg_a,
+                     degenerate_b=deg_b)  # fmt: skip
         return H, deg_a, deg_b, {}
     if method == "gram":
         stats = gram_stats(_centred(sa, backend), None if sb is None else _centred(sb, backend), backend)
-        return hsic(stats, debiased=debiased), const_a, const_b, {}
+        return hsic(stats, debiased=opts.debiased), const_a, const_b, {}
     # Feature space with the exact means as shifts: the sums are already centred.
     moments = FeatureMoments(
         backend,
@@ -187,80 +228,42 @@ def _array_cka(sa: Stack, sb: Stack | None, *, debiased, kernel, fraction, metho
         shift_b=None if sb is None else sb.data.mean(1, dtype=np.float64),
     )
     moments.update(sa.data, None if sb is None else sb.data)
-    return hsic(moments.stats(), debiased=debiased), const_a, const_b, {}
+    return hsic(moments.stats(), debiased=opts.debiased), const_a, const_b, {}
 
 
-def _check_options(kernel, method, batch_size, debiased, streaming):
-    if kernel not in ("linear", "rbf"):
-        raise AnalysisError(f"kernel={kernel!r}: use 'linear' or 'rbf'.")
-    if method not in _METHODS:
-        raise AnalysisError(f"method={method!r}: use one of {_METHODS}.")
-    if kernel == "rbf" and method not in ("auto", "gram"):
-        raise AnalysisError(f"kernel='rbf' is computed in Gram space only; use method='gram' (not {method!r}).")
-    if method == "minibatch":
-        if not debiased:
-            raise AnalysisError(
-                "minibatch CKA averages the unbiased HSIC of each batch; a biased per-batch HSIC "
-                "depends on the batch size. Use debiased=True, or another method for biased CKA."
-            )
-        if batch_size is None and not streaming:
-            raise AnalysisError("method='minibatch' on arrays needs batch_size (samples per batch, at least 4).")
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 4):
-            raise AnalysisError(f"batch_size={batch_size!r}: give an integer of at least 4.")
-    elif batch_size is not None:
-        raise AnalysisError(f"batch_size is for method='minibatch' only (got method={method!r}).")
-    if streaming and method not in ("auto", "feature", "minibatch"):
-        raise AnalysisError(f"a stream of chunks can be compared with method='feature' or 'minibatch', not {method!r}.")
+def cka_layers(A, B, opts: CkaOptions, *, rows: Sequence[str] | None = None, cols: Sequence[str] | None = None,
+               labels: tuple[str, str] = ("A", "B")) -> SimilarityResult:
+    """CKA of every layer of A with every layer of B; see :func:`~m2v_lab.similarity.layer_similarity`.
 
-
-def cka_layers(
-    A,
-    B=None,
-    *,
-    debiased: bool = True,
-    kernel: str = "linear",
-    sigma: float | None = None,
-    method: str = "auto",
-    batch_size: int | None = None,
-    device=None,
-    rows: Sequence[str] | None = None,
-    cols: Sequence[str] | None = None,
-    labels: tuple[str, str] = ("A", "B"),
-) -> SimilarityResult:
-    """CKA of every layer of A with every layer of B; see :func:`~m2v_lab.similarity.layer_similarity`."""
-    A, rows = frame_stream(A, rows)
-    B, cols = frame_stream(B, cols)
+    Raises
+    ------
+    OptionError
+        ``opts`` that do not fit the input (a stream with ``method="gram"``, minibatch CKA of
+        arrays without ``batch_size``), or a device that is not there.
+    """
     streaming = is_stream(A) or (B is not None and is_stream(B))
-    _check_options(kernel, method, batch_size, debiased, streaming)
-    backend = get_backend(device)
-    fraction = _DEFAULT_FRACTION if sigma is None else float(sigma)
-    if not fraction > 0:
-        raise AnalysisError(f"sigma={sigma!r}: the RBF bandwidth fraction must be positive (e.g. 0.5).")
-    details = {"kernel": kernel, "backend": backend.name}
-    if kernel == "rbf":
-        details["sigma"] = fraction
+    if streaming and opts.method not in ("auto", "feature", "minibatch"):
+        raise OptionError(f"a stream of chunks can be compared with method='feature' or 'minibatch', not "
+                          f"{opts.method!r}.")
+    if not streaming and opts.method == "minibatch" and opts.batch_size is None:
+        raise OptionError("method='minibatch' on arrays needs batch_size (samples per batch, at least 4).")
+    backend = get_backend(opts.device)
+    details = {"kernel": opts.kernel, "backend": backend.name}
+    if opts.kernel == "rbf":
+        details["sigma"] = opts.fraction
     if streaming:
-        if B is not None and not (is_stream(A) and is_stream(B)):
-            raise AnalysisError("A and B must both be streams of chunks, or both arrays.")
-        method = "feature" if method == "auto" else method
-        H, n, bad_a, bad_b, extra = _stream_cka(
-            A, B, debiased=debiased, method=method, batch_size=batch_size, backend=backend
-        )
-        row_names = tuple(rows) if rows is not None else tuple(default_layer_names(len(bad_a)))
-        col_names = row_names if B is None else (tuple(cols) if cols is not None else tuple(default_layer_names(len(bad_b))))
-        for names, bad, lab in ((row_names, bad_a, labels[0]), (col_names, bad_b, labels[1])):
-            if len(names) != len(bad):
-                raise AnalysisError(f"{lab} chunks have {len(bad)} layers but {len(names)} names were given.")
+        pairs = ChunkPairs(A, B, rows=rows, cols=cols, labels=labels)
+        method = "feature" if opts.method == "auto" else opts.method
+        H, n, bad_a, bad_b, extra = _stream_cka(pairs, opts, backend)
+        row_names, col_names, pairing = pairs.rows, pairs.cols, pairs.details
     else:
-        sa, sb = as_stacks(A, B, rows=rows, cols=cols, labels=labels)
+        sa, sb, pairing = as_stacks(A, B, rows=rows, cols=cols, labels=labels)
+        method = opts.method
         if method == "auto":
-            method = "gram" if kernel == "rbf" else choose_method(
+            method = "gram" if opts.kernel == "rbf" else choose_method(
                 sa.n, *sa.data.shape[::2], *(() if sb is None else sb.data.shape[::2])
             )
-        H, bad_a, bad_b, extra = _array_cka(
-            sa, sb, debiased=debiased, kernel=kernel, fraction=fraction, method=method,
-            batch_size=batch_size, backend=backend,
-        )  # fmt: skip
+        H, bad_a, bad_b, extra = _array_cka(sa, sb, opts, method, backend)
         n, row_names = sa.n, sa.names
         col_names = row_names if sb is None else sb.names
     values, bad_a, bad_b = _to_cka(*H, bad_a, bad_b)
@@ -268,14 +271,15 @@ def cka_layers(
     if B is not None:
         warn_constant(col_names, bad_b, labels[1], n)
     if method == "minibatch":
-        details["batch_size"] = batch_size
+        details["batch_size"] = opts.batch_size
     details.update(extra)
+    details.update(pairing)
     return SimilarityResult(
         values=values,
         rows=row_names,
         cols=col_names,
         measure="cka",
-        estimator="debiased" if debiased else "biased",
+        estimator="debiased" if opts.debiased else "biased",
         method=method,
         n=n,
         details=details,
@@ -313,8 +317,6 @@ def cka(X, Y, *, kernel: str = "linear", debiased: bool = False, sigma: float | 
         if arr.ndim != 2:
             raise AnalysisError(f"{name} has shape {arr.shape}; cka() compares two (n, dim) arrays.")
         arrays.append(arr[None])
-    result = cka_layers(
-        arrays[0], arrays[1], debiased=debiased, kernel=kernel, sigma=sigma, method="gram",
-        rows=["X"], cols=["Y"], labels=("X", "Y"),
-    )  # fmt: skip
+    opts = CkaOptions(debiased=debiased, kernel=kernel, sigma=sigma, method="gram")
+    result = cka_layers(arrays[0], arrays[1], opts, rows=["X"], cols=["Y"], labels=("X", "Y"))
     return float(result.values[0, 0])

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 from ._inputs import Stack, constant_layers
+from ._options import one_of, whole
 
 __all__ = ["rsa_layers", "procrustes_layers", "svcca_layers", "pwcca_layers", "mutual_knn_layers"]
 
@@ -100,10 +101,8 @@ def rsa_layers(sa: Stack, sb: Stack | None, *, distance: str = "correlation", co
     comparison also ignores any monotone change of the dissimilarities.  Memory and time
     grow as ``layers · n²``.
     """
-    if distance not in ("correlation", "euclidean"):
-        raise AnalysisError(f"distance={distance!r}: use 'correlation' or 'euclidean'.")
-    if compare not in ("spearman", "pearson"):
-        raise AnalysisError(f"compare={compare!r}: use 'spearman' or 'pearson'.")
+    one_of("distance", distance, ("correlation", "euclidean"))
+    one_of("compare", compare, ("spearman", "pearson"))
     (Ra, bad_a), (Rb, bad_b) = _per_side(sa, sb, lambda s: _rdm_vectors(s, distance, compare))
     return Ra @ Rb.T, bad_a, bad_b, compare, "gram", {"distance": distance}
 
@@ -190,8 +189,9 @@ def svcca_layers(sa: Stack, sb: Stack | None, *, keep=0.99):
     orthogonal transforms, isotropic scaling and translation; the CCA step alone would be
     invariant to any invertible linear map, the variance-based truncation is not.
     """
-    if not (isinstance(keep, (int, np.integer)) and keep >= 1) and not (isinstance(keep, float) and 0 < keep <= 1):
-        raise AnalysisError(f"keep={keep!r}: give a variance fraction in (0, 1] or a number of directions ≥ 1.")
+    count = isinstance(keep, (int, np.integer)) and not isinstance(keep, (bool, np.bool_)) and keep >= 1
+    if not count and not (isinstance(keep, (float, np.floating)) and 0 < keep <= 1):
+        raise OptionError(f"keep={keep!r}: give a variance fraction in (0, 1] or a number of directions ≥ 1.")
     (svd_a, bad_a), (svd_b, bad_b) = _per_side(sa, sb, _thin_svds)
     n = sa.n
 
@@ -284,11 +284,9 @@ def mutual_knn_layers(sa: Stack, sb: Stack | None, *, k: int = 10, metric: str =
 
     Ties among distances are broken arbitrarily but deterministically.
     """
-    if metric not in ("euclidean", "cosine"):
-        raise AnalysisError(f"metric={metric!r}: use 'euclidean' or 'cosine'.")
+    one_of("metric", metric, ("euclidean", "cosine"))
     n = sa.n
-    if not (isinstance(k, (int, np.integer)) and 1 <= k < n - 1):
-        raise AnalysisError(f"k={k!r}: give an integer with 1 ≤ k < n - 1 = {n - 1}.")
+    k = whole("k", k, minimum=1, below=n - 1, why=f" (n - 1 for these n = {n} samples)")
     (Sa, bad_a), (Sb, bad_b) = _per_side(sa, sb, lambda s: _neighbour_codes(s, k, metric))
     values = (Sa @ Sb.T).toarray() / (n * k)
     return values, bad_a, bad_b, f"k={k}", "gram", {"k": k, "metric": metric, "chance": k / (n - 1)}

@@ -11,22 +11,44 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 from ._inputs import as_stacks
+from ._options import one_of, random_generator, real, whole
 from .api import layer_similarity
 from .result import SimilarityResult
 
 __all__ = ["similarity_ci", "permutation_test", "group_subsamples", "group_blocks"]
 
 
-def _group_codes(groups, n: int) -> np.ndarray:
+def _group_codes(groups, A, n: int) -> np.ndarray:
+    """Group index ``0 … G-1`` of each sample, in sorted order of the groups, shape ``(n,)``.
+
+    ``groups`` is None (every sample its own group), one label per sample, or the name of a
+    column of ``A.clip_table``, read with ``A.labels``.
+    """
     if groups is None:
         return np.arange(n)
+    if isinstance(groups, str):
+        if not hasattr(A, "labels"):
+            raise OptionError(f"groups={groups!r} names a column of feats.clip_table, but A is a "
+                              f"{type(A).__name__}, which has none; pass Features, or one group per sample.")
+        groups = A.labels(groups)
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise AnalysisError(f"groups has shape {groups.shape}; give one group label per sample, shape ({n},).")
+    missing = np.flatnonzero(pd.isna(groups))
+    if missing.size:
+        raise AnalysisError(f"groups has no value for {missing.size} samples (first at sample {missing[0]}); give "
+                            "every sample a group, or drop those samples.")
     return np.unique(groups, return_inverse=True)[1].reshape(n)
+
+
+def _inputs(A, B, groups, options: dict):
+    """Checked stacks, group codes and the pairing details; takes ``rows``/``cols`` out of ``options``."""
+    sa, sb, pairing = as_stacks(A, B, rows=options.pop("rows", None), cols=options.pop("cols", None))
+    return sa, sb, _group_codes(groups, A, sa.n), pairing
 
 
 def group_subsamples(codes: np.ndarray, size: int, n_resamples: int, rng) -> list[np.ndarray]:
@@ -41,16 +63,17 @@ def group_blocks(codes: np.ndarray, n_blocks: int, rng) -> list[np.ndarray]:
     return [np.flatnonzero(~np.isin(codes, block)) for block in blocks]
 
 
-def _values(sa, sb, idx, options) -> np.ndarray:
+def _similarity(sa, sb, options, idx=slice(None)) -> SimilarityResult:
+    """``layer_similarity`` of the samples ``idx`` of A and B (of A with itself when B is None)."""
     B = None if sb is None else sb.data[:, idx]
-    return layer_similarity(sa.data[:, idx], B, rows=sa.names, cols=None if sb is None else sb.names, **options).values
+    return layer_similarity(sa.data[:, idx], B, rows=sa.names, cols=None if sb is None else sb.names, **options)
 
 
 def _replicates(sa, sb, index_sets, options) -> np.ndarray:
     with warnings.catch_warnings():
         # constant layers were reported once, for the full sample
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.stack([_values(sa, sb, idx, options) for idx in index_sets])
+        return np.stack([_similarity(sa, sb, options, idx).values for idx in index_sets])
 
 
 def similarity_ci(
@@ -71,43 +94,57 @@ def similarity_ci(
     Parameters
     ----------
     A, B : ndarray, shape (layers, n, dim), or Features
-        As for ``layer_similarity`` (arrays, not streams).
-    groups : array_like, shape (n,), optional
-        Group of each sample (e.g. track id).  Groups are drawn or deleted whole.  Default:
-        every sample its own group.
+        As for ``layer_similarity`` (arrays, not streams); Features are paired by clip id.
+    groups : str, or array_like, shape (n,), optional
+        Group of each sample (e.g. track id), in A's clip order, or the name of a column of
+        ``A.clip_table`` (``groups="group"``; A must then be Features).  Groups are drawn or
+        deleted whole.  Default: every sample its own group.
     scheme : {"subsample", "jackknife"}
         ``"subsample"``: ``n_resamples`` draws of ``fraction`` of the groups without
         replacement; the spread of the draws around the full-sample value, rescaled by
         ``√(m / (G - m))`` for ``m`` of ``G`` groups (1 for half-samples), gives a basic
         interval.  ``"jackknife"``: delete one of ``n_blocks`` random blocks of groups at
         a time; normal interval with a t quantile.
-    level : float
+    n_resamples : int
+        Draws of the subsample scheme, at least 2.
+    fraction : float in (0, 1)
+        Share of the groups each draw keeps.
+    n_blocks : int
+        Blocks of the jackknife, at least 2 (fewer when there are fewer groups).
+    level : float in (0, 1)
         Coverage of the interval, e.g. 0.95.
     seed : int
         Seed of the random draws.
     **similarity_options
-        Passed to ``layer_similarity`` (``measure``, ``debiased``, ``method``, ...).
+        Passed to ``layer_similarity`` (``measure``, ``debiased``, ``method``, ``rows``, ...).
 
     Returns
     -------
     SimilarityResult
         The full-sample result with ``ci_low``, ``ci_high`` and ``replicates`` set.
 
+    Raises
+    ------
+    OptionError
+        An option outside its range, or ``groups`` given as a column name with a bare array.
+    AnalysisError
+        Malformed features or groups (wrong length, missing values), A and B holding
+        different clips, too few groups for the scheme.
+
     Notes
     -----
     Each resample recomputes all pairs.  Intervals for biased CKA also reflect its bias,
     which grows as samples are removed: prefer the debiased estimator.
     """
-    if scheme not in ("subsample", "jackknife"):
-        raise AnalysisError(f"scheme={scheme!r}: use 'subsample' or 'jackknife'.")
-    if not 0 < level < 1:
-        raise AnalysisError(f"level={level!r}: give a coverage between 0 and 1, e.g. 0.95.")
-    sa, sb = as_stacks(A, B)
-    codes = _group_codes(groups, sa.n)
+    one_of("scheme", scheme, ("subsample", "jackknife"))
+    n_resamples = whole("n_resamples", n_resamples, minimum=2)
+    fraction = real("fraction", fraction, low=0, high=1, hint=" (the share of groups each draw keeps)")
+    n_blocks = whole("n_blocks", n_blocks, minimum=2)
+    level = real("level", level, low=0, high=1, hint=" (the coverage, e.g. 0.95)")
+    rng = random_generator(seed)
+    sa, sb, codes, pairing = _inputs(A, B, groups, similarity_options)
     n_groups = int(codes.max()) + 1
-    rng = np.random.default_rng(seed)
-    full = layer_similarity(sa.data, None if sb is None else sb.data, rows=sa.names,
-                            cols=None if sb is None else sb.names, **similarity_options)  # fmt: skip
+    full = _similarity(sa, sb, similarity_options)
     theta = full.values
     alpha = 1 - level
     if scheme == "subsample":
@@ -132,7 +169,7 @@ def similarity_ci(
         half = stats.t.ppf(1 - alpha / 2, n_blocks - 1) * np.sqrt(var)
         low, high = theta - half, theta + half
         how = f"jackknife: delete one of {n_blocks} blocks of {n_groups} groups"
-    details = {**full.details, "ci": f"{level:.0%} {how}"}
+    details = {**full.details, **pairing, "ci": f"{level:.0%} {how}"}
     return full.with_(ci_low=low, ci_high=high, replicates=reps, details=details)
 
 
@@ -172,10 +209,13 @@ def permutation_test(
     Parameters
     ----------
     A, B : ndarray, shape (layers, n, dim), or Features
+        Features are paired by clip id, as in ``layer_similarity``.
     n_permutations : int
-    groups : array_like, shape (n,), optional
-        With several samples per group (clips of a track), whole groups are permuted, so
-        that the null keeps the within-group dependence; groups must then be equal-sized.
+        At least 1.
+    groups : str, or array_like, shape (n,), optional
+        As for :func:`similarity_ci`.  With several samples per group (clips of a track),
+        whole groups are permuted, so that the null keeps the within-group dependence;
+        groups must then be equal-sized.
     seed : int
     **similarity_options
         Passed to :func:`~m2v_lab.similarity.layer_similarity`.
@@ -184,13 +224,17 @@ def permutation_test(
     -------
     SimilarityResult
         The observed result with ``p_values`` and ``replicates`` (the null values) set.
+
+    Raises
+    ------
+    OptionError, AnalysisError
+        As for :func:`similarity_ci`; unequal group sizes are an AnalysisError.
     """
-    sa, sb = as_stacks(A, B)
-    codes = _group_codes(groups, sa.n)
-    rng = np.random.default_rng(seed)
+    n_permutations = whole("n_permutations", n_permutations, minimum=1)
+    rng = random_generator(seed)
+    sa, sb, codes, pairing = _inputs(A, B, groups, similarity_options)
     other = sa if sb is None else sb
-    observed = layer_similarity(sa.data, None if sb is None else sb.data, rows=sa.names,
-                                cols=None if sb is None else sb.names, **similarity_options)  # fmt: skip
+    observed = _similarity(sa, sb, similarity_options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         null = np.stack(
@@ -203,5 +247,5 @@ def permutation_test(
     p = (1 + (null >= observed.values).sum(0)) / (1 + n_permutations)
     p = np.where(np.isnan(observed.values), np.nan, p)
     unit = "groups" if groups is not None else "samples"
-    details = {**observed.details, "null": f"{n_permutations} permutations of B's {unit}"}
+    details = {**observed.details, **pairing, "null": f"{n_permutations} permutations of B's {unit}"}
     return observed.with_(p_values=p, replicates=null, details=details)

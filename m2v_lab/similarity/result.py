@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import OptionError
+from ._options import one_of
 
 __all__ = ["SimilarityResult"]
 
@@ -31,7 +33,9 @@ class SimilarityResult:
     n : int
         Number of samples compared.
     details : dict
-        Options that shape the values (kernel, bandwidth, distance, k, batch size, backend).
+        Options that shape the values (kernel, bandwidth, distance, k, batch size, backend);
+        ``"clips"`` says how the samples of A and B were paired when both carried clip ids
+        (by id, and whether B was reordered to A's clip order).
     ci_low, ci_high : ndarray, shape (layers_A, layers_B), optional
         Confidence bounds, from :func:`~m2v_lab.similarity.similarity_ci`.
     p_values : ndarray, shape (layers_A, layers_B), optional
@@ -66,12 +70,18 @@ class SimilarityResult:
         Parameters
         ----------
         what : {"values", "ci_low", "ci_high", "p_values"}
+
+        Raises
+        ------
+        OptionError
+            ``what`` is not one of those, or names an array this result does not hold.
         """
         import pandas as pd
 
-        arr = getattr(self, what) if what in ("values", "ci_low", "ci_high", "p_values") else None
+        arr = getattr(self, one_of("what", what, ("values", "ci_low", "ci_high", "p_values")))
         if arr is None:
-            raise AnalysisError(f"what={what!r}: this result holds no such array; use 'values'.")
+            made_by = "similarity_ci" if what.startswith("ci") else "permutation_test"
+            raise OptionError(f"what={what!r}: this result holds no {what}; {made_by}() makes results with them.")
         frame = pd.DataFrame(arr, index=pd.Index(self.rows, name="A"), columns=pd.Index(self.cols, name="B"))
         frame.attrs.update(measure=self.measure, estimator=self.estimator, method=self.method, n=self.n)
         return frame
@@ -88,6 +98,9 @@ class SimilarityResult:
         )
 
     def _repr_html_(self) -> str:
-        return f"<p><b>{self.title}</b> &middot; method {self.method}</p>" + self.to_frame().to_html(
-            float_format=lambda v: f"{v:.3f}"
-        )
+        # How samples were paired and what the bounds or p-values mean, under the title: the
+        # notebook view is where a reordered B or a resampling scheme would otherwise go unseen.
+        notes = [self.details[k] for k in ("clips", "ci", "null") if k in self.details]
+        head = f"<b>{html.escape(self.title)}</b> &middot; method {html.escape(self.method)}"
+        head += "".join(f"<br>{html.escape(str(note))}" for note in notes)
+        return f"<p>{head}</p>" + self.to_frame().to_html(float_format=lambda v: f"{v:.3f}")

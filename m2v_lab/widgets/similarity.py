@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipywidgets as widgets
 from matplotlib.patches import Rectangle
 
-from ..errors import FeaturesError
+from ..errors import FeaturesError, OptionError
 from ..plot.projection import projection_scatter
 from ..plot.similarity import similarity_heatmap
 from ..projection import available_methods, project
 from ..similarity import MEASURES, layer_similarity
+from ..similarity._options import one_of
 from ._rows import aligned_rows, label_choices, pooled
 from ._view import View, new_figure
 from .layers import LayerPicker, layer_text
@@ -39,6 +40,13 @@ class SimilarityExplorer(View):
     method : {"pca", "tsne", "umap"}
         Projection (t-SNE always, UMAP when ``umap-learn`` is installed).
 
+    Raises
+    ------
+    OptionError
+        ``measure``, ``label`` or ``method`` not among the choices (which the message lists).
+    FeaturesError
+        ``result`` is not a map of these features' layers.
+
     Attributes
     ----------
     result : SimilarityResult
@@ -60,9 +68,12 @@ class SimilarityExplorer(View):
         self._projections: dict[tuple, object] = {}
         self.projections: tuple = ()
         first, last = (0, -1) if pair is None else pair
+        # Checked here: a Dropdown given a value outside its options raises a TraitError naming no choices.
+        one_of("measure", measure, tuple(MEASURES))
+        one_of("method", method, tuple(available_methods()))
         labels = label_choices(self.rows) if self.rows is not None else []
         if label is not None and label not in labels:
-            raise FeaturesError(f"label={label!r} is not a label column with 2+ values; choose from {labels}.")
+            raise OptionError(f"label={label!r} is not a label column with 2+ values; choose from {labels}.")
         self.measure = widgets.Dropdown(options=list(MEASURES), value=measure, description="measure",
                                         layout=widgets.Layout(width="210px"))
         self.label = widgets.Dropdown(options=[NO_LABEL, *labels], value=label or (labels[0] if labels else NO_LABEL),

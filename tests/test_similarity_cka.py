@@ -1,12 +1,12 @@
-"""CKA in m2v_lab.similarity: agreement with the paper's formulas and the properties CKA must have."""
+"""CKA (cka.py): agreement with the paper's formulas, the computation paths, and the properties CKA must have."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from m2v_lab.errors import AnalysisError
-from m2v_lab.similarity import SimilarityResult, choose_method, cka, layer_similarity
+from m2v_lab.errors import OptionError
+from m2v_lab.similarity import choose_method, cka, layer_similarity
 
 # --- reference formulas, written from the definitions (not from the module) --------------
 
@@ -59,6 +59,12 @@ def layered(rng, layers=4, n=60, dim=8, offset=0.0, dtype=np.float64):
         x = x + 0.7 * rng.standard_normal((n, dim))
         out.append(x.copy())
     return (np.stack(out) + offset).astype(dtype)
+
+
+def chunks_of(A, sizes):
+    edges = np.cumsum([0, *sizes])
+    assert edges[-1] == A.shape[1]
+    return [A[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 @pytest.fixture
@@ -116,34 +122,6 @@ def test_all_pairs_rbf_matches_reference(rng):
     assert res.method == "gram" and res.details["sigma"] == 0.4
 
 
-# --- consistency between computation paths --------------------------------------------------
-
-
-@pytest.mark.parametrize("debiased", [False, True])
-def test_gram_space_equals_feature_space(rng, debiased):
-    A = layered(rng, layers=5, n=70, dim=6, offset=30.0)
-    B = layered(rng, layers=2, n=70, dim=11)
-    for other in (None, B):
-        gram = layer_similarity(A, other, method="gram", debiased=debiased)
-        feat = layer_similarity(A, other, method="feature", debiased=debiased)
-        np.testing.assert_allclose(gram.values, feat.values, atol=1e-10)
-
-
-def test_gram_blocks_do_not_change_the_result(rng, monkeypatch):
-    import m2v_lab.similarity.hsic as hsic
-
-    A = layered(rng, layers=3, n=41, dim=5)
-    whole = layer_similarity(A, method="gram").values
-    monkeypatch.setattr(hsic, "MEMORY_BYTES", 8 * 41 * 3 * 4)  # 4 rows per block, ragged last block
-    np.testing.assert_allclose(layer_similarity(A, method="gram").values, whole, atol=1e-12)
-
-
-def chunks_of(A, sizes):
-    edges = np.cumsum([0, *sizes])
-    assert edges[-1] == A.shape[1]
-    return [A[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
-
-
 @pytest.mark.parametrize("debiased", [False, True])
 def test_streaming_equals_in_memory(rng, debiased):
     A = layered(rng, layers=3, n=90, dim=7, offset=1e3, dtype=np.float32)
@@ -156,37 +134,6 @@ def test_streaming_equals_in_memory(rng, debiased):
     want_ab = layer_similarity(A, B, debiased=debiased, method="gram").values
     got_ab = layer_similarity(chunks_of(A, sizes), (c for c in chunks_of(B, sizes)), debiased=debiased)
     np.testing.assert_allclose(got_ab.values, want_ab, atol=1e-8)
-
-
-def test_stream_feature_chunks_split_for_memory_give_same_result(rng, monkeypatch):
-    import m2v_lab.similarity.hsic as hsic
-
-    A = layered(rng, layers=2, n=50, dim=3)
-    want = layer_similarity(A, method="feature").values
-    monkeypatch.setattr(hsic, "MEMORY_BYTES", 8 * 6 * 7)  # pieces of 7 rows
-    np.testing.assert_allclose(layer_similarity(A, method="feature").values, want, atol=1e-12)
-
-
-def test_feature_space_symmetrising_in_strips_gives_same_result(rng, monkeypatch):
-    from m2v_lab.similarity import _backend
-
-    A = layered(rng, layers=3, n=40, dim=5)  # 15 feature columns: strips of 4 leave a ragged one
-    want = layer_similarity(A, method="gram").values
-    monkeypatch.setattr(_backend._NumpyBackend, "_STRIP", 4)
-    np.testing.assert_allclose(layer_similarity(A, method="feature").values, want, atol=1e-10)
-
-
-def test_stream_names_and_shape_errors(rng):
-    A = layered(rng, layers=3, n=20, dim=4)
-    res = layer_similarity(chunks_of(A, [10, 10]), rows=["x", "y", "z"])
-    assert res.rows == ("x", "y", "z") and res.cols == ("x", "y", "z")
-    bad = [A[:, :10], A[:2, 10:]]
-    with pytest.raises(AnalysisError, match="chunk 1"):
-        layer_similarity(bad)
-    with pytest.raises(AnalysisError, match="same samples"):
-        layer_similarity(chunks_of(A, [10, 10]), chunks_of(A, [12, 8]))
-    with pytest.raises(AnalysisError, match="'feature' or 'minibatch'"):
-        layer_similarity(chunks_of(A, [10, 10]), method="gram")
 
 
 def naive_minibatch_cka(A, B, batches):
@@ -235,32 +182,6 @@ def test_minibatch_stream_rebatches_to_batch_size(rng, sizes, edges):
     res = layer_similarity((c for c in chunks_of(A, sizes)), method="minibatch", batch_size=16)
     batches = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
     np.testing.assert_allclose(res.values, naive_minibatch_cka(A, A, batches), atol=1e-10)
-
-
-def test_minibatch_refuses_biased_estimator(rng):
-    with pytest.raises(AnalysisError, match="debiased"):
-        layer_similarity(layered(rng), method="minibatch", batch_size=20, debiased=False)
-
-
-@pytest.mark.parametrize("method", ["gram", "feature", "minibatch"])
-def test_torch_path_equals_numpy(rng, method):
-    pytest.importorskip("torch")
-    A = layered(rng, layers=3, n=48, dim=5, offset=10.0, dtype=np.float32)
-    B = layered(rng, layers=2, n=48, dim=7)
-    kw = {"batch_size": 16} if method == "minibatch" else {}
-    for other in (None, B):
-        np_res = layer_similarity(A, other, method=method, **kw)
-        th_res = layer_similarity(A, other, method=method, device="cpu", **kw)
-        np.testing.assert_allclose(th_res.values, np_res.values, atol=1e-10)
-        assert th_res.details["backend"] == "torch:cpu"
-
-
-def test_torch_rbf_equals_numpy(rng):
-    pytest.importorskip("torch")
-    A = layered(rng, layers=2, n=30, dim=4)
-    np.testing.assert_allclose(
-        layer_similarity(A, kernel="rbf", device="cpu").values, layer_similarity(A, kernel="rbf").values, atol=1e-10
-    )
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -354,82 +275,7 @@ def test_zero_variance_layer_rbf_and_stream(rng):
         assert np.isnan(cka(A[0], A[1]))
 
 
-# --- inputs, result, dispatch -----------------------------------------------------------------
-
-
-def test_mismatched_n_names_both_shapes(rng):
-    with pytest.raises(AnalysisError, match=r"\(3, 40, 8\).*\(3, 41, 8\)"):
-        layer_similarity(layered(rng, layers=3, n=40), layered(rng, layers=3, n=41))
-
-
-def test_features_object_supplies_layer_names(rng):
-    class Feats:
-        pooled = layered(rng, layers=3, n=20, dim=4)
-        layer_names = ("pre_transformer", "block_1", "block_2")
-
-    res = layer_similarity(Feats())
-    frame = res.to_frame()
-    assert list(frame.index) == ["pre_transformer", "block_1", "block_2"] and frame.attrs["n"] == 20
-    assert isinstance(res, SimilarityResult) and res.estimator == "debiased"
-    assert "CKA (linear, debiased), n = 20" in repr(res)
-
-
-def test_frame_level_features_are_streamed_clip_by_clip(rng):
-    from m2v_lab.errors import FeaturesError
-
-    A = layered(rng, layers=3, n=45, dim=4)
-    sizes = [20, 5, 20]
-
-    class FrameFeats:
-        layer_names = ("pre_transformer", "block_1", "block_2")
-        clips = ["a", "b", "c"]
-
-        @property
-        def pooled(self):
-            raise FeaturesError("frames only")
-
-        def frames(self, i):
-            return chunks_of(A, sizes)[i]
-
-        def __len__(self):
-            return 3
-
-    res = layer_similarity(FrameFeats())
-    assert res.method == "feature" and res.n == 45 and res.rows == FrameFeats.layer_names
-    np.testing.assert_allclose(res.values, layer_similarity(A, method="gram").values, atol=1e-10)
-
-
-def test_default_names_and_name_count_check(rng):
-    res = layer_similarity(layered(rng, layers=3))
-    assert res.rows == ("pre_transformer", "block_1", "block_2")
-    with pytest.raises(AnalysisError, match="3 layers but 2"):
-        layer_similarity(layered(rng, layers=3), rows=["a", "b"])
-
-
-def test_bad_inputs_raise_analysis_errors(rng):
-    A = layered(rng, layers=2, n=20, dim=3)
-    with pytest.raises(AnalysisError, match="X\\[None\\]"):
-        layer_similarity(A[0])
-    A_nan = A.copy()
-    A_nan[1, 3, 0] = np.nan
-    with pytest.raises(AnalysisError, match="layer 1"):
-        layer_similarity(A_nan)
-    with pytest.raises(AnalysisError, match="batch_size"):
-        layer_similarity(A, method="minibatch")
-    with pytest.raises(AnalysisError, match="batch_size is for"):
-        layer_similarity(A, batch_size=10)
-    with pytest.raises(AnalysisError, match="Gram space only"):
-        layer_similarity(A, kernel="rbf", method="feature")
-    with pytest.raises(AnalysisError, match="at least 4"):
-        layer_similarity(A[:, :3])
-
-
-def test_cuda_request_without_cuda_says_so(rng):
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is available here")
-    with pytest.raises(AnalysisError, match="CUDA is not available"):
-        layer_similarity(layered(rng), device="cuda")
+# --- choosing the method, options ---------------------------------------------------------------
 
 
 def test_auto_picks_gram_below_and_feature_above_the_crossover(rng):
@@ -444,3 +290,35 @@ def test_no_warning_for_ordinary_data(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer_similarity(layered(rng))
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"kernel": "poly"}, "kernel='poly'"),
+        ({"method": "fast"}, "method='fast'"),
+        ({"debiased": "yes"}, "debiased='yes'"),
+        ({"kernel": "rbf", "sigma": 0}, "sigma=0"),
+        ({"kernel": "rbf", "sigma": "wide"}, "sigma='wide'"),
+        ({"kernel": "rbf", "method": "feature"}, "Gram space only"),
+        ({"method": "minibatch"}, "needs batch_size"),
+        ({"method": "minibatch", "batch_size": 3}, "batch_size=3"),
+        ({"method": "minibatch", "batch_size": 25.0}, "batch_size=25.0"),
+        ({"method": "minibatch", "batch_size": 20, "debiased": False}, "debiased"),
+        ({"batch_size": 10}, "batch_size is for"),
+    ],
+)
+def test_bad_cka_options_raise_option_errors(rng, options, match):
+    with pytest.raises(OptionError, match=match):
+        layer_similarity(layered(rng), **options)
+
+
+def test_streams_refuse_gram_space_with_an_option_error(rng):
+    with pytest.raises(OptionError, match="'feature' or 'minibatch'"):
+        layer_similarity(chunks_of(layered(rng, n=20), [10, 10]), method="gram")
+
+
+def test_pair_cka_checks_its_options(rng):
+    X = rng.standard_normal((20, 3))
+    with pytest.raises(OptionError, match="kernel='poly'"):
+        cka(X, X, kernel="poly")

@@ -1,0 +1,25 @@
+"""layer_similarity's dispatch (api.py): which options go with which measure."""
+
+import numpy as np
+import pytest
+
+from m2v_lab.errors import OptionError
+from m2v_lab.similarity import layer_similarity
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"measure": "cca"}, "measure='cca'"),
+        ({"measure": "CKA"}, "measure='CKA'"),
+        ({"measure": "procrustes", "k": 3}, "do not apply"),
+        ({"measure": "cka", "distance": "euclidean"}, "do not apply"),
+        ({"measure": "rsa", "debiased": True}, "measure='cka' only"),
+        ({"measure": "rsa", "kernel": "rbf"}, "measure='cka' only"),
+        ({"measure": "svcca", "method": "gram"}, "measure='cka' only"),
+        ({"measure": "mutual_knn", "device": "auto"}, r"\['device'\] apply to measure='cka' only"),
+    ],
+)
+def test_options_are_checked_per_measure(options, match):
+    with pytest.raises(OptionError, match=match):
+        layer_similarity(np.random.default_rng(1).standard_normal((2, 30, 3)), **options)

@@ -1,0 +1,28 @@
+"""SimilarityExplorer (widgets/similarity.py): its options are checked like the functions' options."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from m2v_lab import Features  # noqa: E402
+from m2v_lab.errors import OptionError  # noqa: E402
+from m2v_lab.widgets import SimilarityExplorer  # noqa: E402
+
+
+@pytest.fixture
+def feats():
+    data = np.random.default_rng(0).standard_normal((3, 12, 4)).astype(np.float32)
+    return Features(layer_names=["pre_transformer", "block_1", "block_2"], layer_indices=[0, 1, 2],
+                    clips=[f"c{i}" for i in range(12)], source_index=range(12),
+                    meta={"hidden_size": 4, "pool": "mean"}, pooled=data)
+
+
+@pytest.mark.parametrize("options,match", [({"measure": "cca"}, "measure='cca'"),
+                                           ({"method": "mds"}, r"method='mds': use one of \('pca', 'tsne'"),
+                                           ({"label": "genre"}, r"label='genre'.*choose from \[\]")])  # fmt: skip
+def test_bad_explorer_options_raise_option_errors(feats, options, match):
+    with pytest.raises(OptionError, match=match):
+        SimilarityExplorer(feats, **options)
