@@ -6,8 +6,10 @@
 >>> feats.pooled.shape          # (layers, clips, dim) = (13, 2, 768)
 
 Computation lives in ``audio``, ``models``, ``extract``, ``cache``, ``features``,
-``similarity``, ``probing`` and ``datasets``; drawing in ``plot``; interactive
-views in ``widgets`` (the last two load matplotlib / ipywidgets on first use).
+``similarity``, ``probing``, ``projection`` and ``datasets``, with the shared pieces
+``layers``, ``settings``, ``stacks``, ``devices`` and ``errors``; drawing in ``plot``;
+interactive views in ``widgets``.  Each is an attribute (``m2v.projection.project``),
+imported on first use; ``m2v.extract`` is the function, its module ``m2v_lab.extract``.
 """
 
 import importlib
@@ -21,14 +23,20 @@ from .cache import cache_info, clear_cache
 
 __version__ = "0.1.0"
 
-_LAZY = {"audio", "models", "extract", "cache", "features", "similarity", "probing", "datasets",
-         "baselines", "plot", "widgets"}
+#: Submodules reachable as attributes; imported on first use, so ``import m2v_lab`` stays light.
+_LAZY = {"audio", "models", "cache", "features", "similarity", "probing", "projection", "datasets",
+         "baselines", "layers", "settings", "stacks", "devices", "errors", "plot", "widgets"}
 
 
 def __getattr__(name):
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'm2v_lab' has no attribute {name!r}")
+
+
+def __dir__():
+    # Tab completion in a notebook lists the lazy submodules too.
+    return sorted(set(globals()) | _LAZY)
 
 
 __all__ = ["load_model", "load_model_with_fallback", "random_twin", "extract", "Features", "LoadedModel",

@@ -2,7 +2,7 @@
 
 >>> proj = project(feats.pooled[6], method="pca")           # doctest: +SKIP
 >>> proj.coords.shape                                        # (clips, 2)
->>> m2v_lab.plot.projection_scatter(proj, clips["instrument"])   # doctest: +SKIP
+>>> m2v_lab.plot.projection_scatter(proj, feats.labels("instrument"))   # doctest: +SKIP
 
 Pure computation (NumPy, scikit-learn): nothing here imports matplotlib.
 """
@@ -35,7 +35,7 @@ class Projection:
     axis_labels : tuple of str
         What each coordinate is, e.g. ``("PC 1 (23.1%)", "PC 2 (9.8%)")``.
     name : str
-        What was projected (a layer name), for titles; may be empty.
+        What was projected, for titles, e.g. ``layer_label("block_6")``; may be empty.
     details : dict
         Options that shape the map (standardize, seed, perplexity, explained variance …).
     """
@@ -48,7 +48,7 @@ class Projection:
 
     @property
     def title(self) -> str:
-        """E.g. ``"block_6 · PCA"``."""
+        """E.g. ``"block 6 · PCA"``."""
         method = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[self.method]
         return f"{self.name} · {method}" if self.name else method
 
@@ -75,7 +75,8 @@ def project(X, *, method: str = "pca", standardize: bool = True, seed: int = 0, 
     seed : int
         Random state of t-SNE / UMAP.
     name : str
-        What is projected (a layer name), kept for titles.
+        What is projected, kept for titles: a layer as figures write it
+        (:func:`m2v_lab.layers.layer_label`, e.g. ``"block 6"``).
     perplexity : float, optional
         t-SNE; default ``min(30, (n - 1) / 3)`` so small sets work.
     n_neighbors : int, optional

@@ -131,14 +131,14 @@ def test_explorer_notebook_runs_and_answers_in_jupyterlab(sync_playwright, lab, 
             readout = clips.locator(".m2v-layer-readout")
             info = clips.locator(".m2v-clip-info")
             # the notebook's own cell moved this browser to the diminished chords at block_6
-            assert readout.inner_text() == "6 · block_6"
+            assert readout.inner_text() == "block 6"
             clips.screenshot(path=str(screenshots / "clip_browser.png"))
 
             # move the layer slider one step with the keyboard, as a person would
             before_image, before_layer = image_src(clips), readout.inner_text()
             clips.locator(".m2v-layer-control .noUi-handle").focus()
             page.keyboard.press("ArrowLeft")
-            assert wait_changed(page, readout.inner_text, before_layer, "the layer readout") == "5 · block_5"
+            assert wait_changed(page, readout.inner_text, before_layer, "the layer readout") == "block 5"
             after_layer_image = wait_changed(page, lambda: image_src(clips), before_image, "the clip figure")
 
             # select another clip in the list

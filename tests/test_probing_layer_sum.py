@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from m2v_lab.errors import AnalysisError
+from m2v_lab.errors import AnalysisError, OptionError
 from m2v_lab.probing import LayerSumProbe, WeightedLayerSum
 from tests import synthetic
 
@@ -54,11 +54,30 @@ def test_mlp_head_regression_runs_on_the_same_grouped_folds():
     assert "GroupKFold over 60 groups" in probe.cv_
 
 
+def test_mlp_head_with_dropout_learns_the_same_weights_for_the_same_seeds():
+    # the shared fold loop seeds initialisation, batch order and dropout masks from (seed, fold)
+    X, y, groups = tracks(layers=3, n_tracks=24, dim=6)
+    probe = LayerSumProbe(head="mlp", hidden=8, dropout=0.5, cv=3, seeds=(0, 1), max_epochs=4, patience=2,
+                          compare=False)
+    first = probe.fit(X, y, groups=groups).weights_
+    np.testing.assert_array_equal(probe.fit(X, y, groups=groups).weights_, first)
+    assert first.shape == (6, 3) and not np.allclose(first[0], first[3])  # the seeds differ
+
+
 def test_bad_input_is_named():
     X, y, groups = tracks()
     with pytest.raises(AnalysisError, match="≥ 2 layers"):
         LayerSumProbe().fit(X[:1], y, groups=groups)
-    with pytest.raises(AnalysisError, match="head='conv'"):
-        LayerSumProbe(head="conv")
     with pytest.raises(AnalysisError, match="only one group"):
         LayerSumProbe().fit(X, y, groups=np.ones(len(y)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"head": "conv"}, "head='conv' is not 'linear' or 'mlp'"),
+    ({"patience": 0}, r"patience=0: give a whole number ≥ 1"),
+    ({"weights_lr": -1.0}, r"weights_lr=-1.0: give a number in \(0, inf\)"),
+    ({"seeds": ()}, "seeds is empty"),
+])
+def test_bad_settings_are_option_errors_when_the_probe_is_made(kwargs, message):
+    with pytest.raises(OptionError, match=message):
+        LayerSumProbe(**kwargs)

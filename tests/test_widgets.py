@@ -1,26 +1,22 @@
-"""Widgets driven as a user would, by setting control values, without a browser; and what they draw with.
+"""Widgets driven as a user would, by setting control values, without a browser.
 
-Features are synthetic (random numbers for real teaching-set clips) so that every test is fast;
-one test extracts frames with the tiny model, as ClipBrowser does on demand.
+Features are synthetic (random numbers for real teaching-set clips, whose rows they carry as
+``clip_table``) so that every test is fast; one test extracts frames with the tiny model, as
+ClipBrowser does on demand.
 """
 
 import base64
-import sys
-import types
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
 
 import m2v_lab as m2v
-from m2v_lab.errors import AnalysisError, FeaturesError
+from m2v_lab.errors import FeaturesError, OptionError
 from m2v_lab.features import Features
-from m2v_lab.plot.clips import frame_features, spectrogram, waveform
-from m2v_lab.plot.projection import projection_scatter
 from m2v_lab.probing import probe_layers
-from m2v_lab.projection import available_methods, project
+from m2v_lab.projection import project
 from m2v_lab.similarity import layer_similarity
 from m2v_lab.widgets import ClipBrowser, LayerPicker, ProbeExplorer, SimilarityExplorer, explore
 from m2v_lab.widgets.probing import merge_layer_results
@@ -38,8 +34,7 @@ def clips():
 
 def _meta(**changes):
     return {**dict(model="synthetic", fingerprint="synthetic-fp", trained=False, sample_rate=RATE, hidden_size=DIM,
-                   pool="mean", frame_stride=320, receptive_field=400, window_seconds=30.0, min_last_seconds=1.0,
-                   do_normalize=True, normalize_scope="track"), **changes}
+                   pool="mean", frame_stride=320, receptive_field=400), **changes}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +43,7 @@ def feats(clips):
     pooled = rng.standard_normal((LAYERS, len(clips), DIM)).astype(np.float32)
     pooled[3:, :, 0] += 3 * (clips["subset"] == "chords").to_numpy()  # from block_3 on, layers know the subset
     return Features(layer_names=NAMES, layer_indices=range(LAYERS), clips=list(clips.clip_id),
-                    source_index=range(len(clips)), meta=_meta(), pooled=pooled)
+                    source_index=range(len(clips)), meta=_meta(), pooled=pooled, clip_table=clips)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def frames(clips):
     return Features(layer_names=NAMES, layer_indices=range(LAYERS), clips=list(clips.clip_id),
                     source_index=range(len(clips)), meta=_meta(pool=None),
                     frames=[rng.standard_normal((LAYERS, N_FRAMES, DIM)).astype(np.float32) for _ in range(len(clips))],
-                    windows=[np.array([[0, 48000, N_FRAMES]])] * len(clips))
+                    windows=[np.array([[0, 48000, N_FRAMES]])] * len(clips), clip_table=clips)
 
 
 def png(output):
@@ -74,125 +69,16 @@ def error_shown(view):
     return view.error_box.layout.display != "none" and view.error_box.value != ""
 
 
-# --- projection (pure) ---------------------------------------------------------------------------
-
-def test_pca_projection_is_the_top_two_components_with_fixed_signs():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((40, 6)) * [5, 3, 1, 1, 1, 1]
-    proj = project(X, method="pca", standardize=False, name="block_2")
-    centred = X - X.mean(0)
-    _, s, Vt = np.linalg.svd(centred, full_matrices=False)
-    expected = centred @ Vt[:2].T
-    signs = np.sign(expected[0] / proj.coords[0])
-    np.testing.assert_allclose(proj.coords * signs, expected, atol=1e-10)
-    np.testing.assert_allclose(proj.details["explained_variance_ratio"], s[:2] ** 2 / (s ** 2).sum())
-    assert proj.coords.shape == (40, 2) and proj.title == "block_2 · PCA"
-    assert proj.axis_labels[0].startswith("PC 1 (")
-    # the orientation follows the data, not the SVD routine: mirrored data gives the mirrored map
-    np.testing.assert_allclose(project(-X, standardize=False).coords, -proj.coords, atol=1e-10)
-
-
-def test_standardized_pca_is_not_dominated_by_one_huge_dimension():
-    rng = np.random.default_rng(1)
-    signal = np.repeat([0.0, 1.0], 20)
-    X = np.column_stack([1000 * rng.standard_normal(40), signal + 0.05 * rng.standard_normal(40),
-                         signal + 0.05 * rng.standard_normal(40)])
-    raw, scaled = project(X, standardize=False), project(X, standardize=True)
-    separation = lambda c: abs(c[:20, 0].mean() - c[20:, 0].mean()) / c[:, 0].std()  # noqa: E731
-    assert separation(scaled.coords) > 1.5 > 0.5 > separation(raw.coords)
-
-
-def test_tsne_is_seeded_and_works_on_a_small_set():
-    X = np.random.default_rng(2).standard_normal((12, 5))
-    a, b = project(X, method="tsne", seed=3), project(X, method="tsne", seed=3)
-    np.testing.assert_array_equal(a.coords, b.coords)
-    assert a.coords.shape == (12, 2) and a.details["perplexity"] == pytest.approx(11 / 3)
-
-
-def test_umap_is_offered_only_when_installed_and_then_used(monkeypatch):
-    import importlib.util
-
-    real_find_spec = importlib.util.find_spec
-
-    def umap_installed(installed):
-        def find_spec(name, *args):
-            if name == "umap":
-                return object() if installed else None
-            return real_find_spec(name, *args)
-        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-
-    umap_installed(False)
-    assert available_methods() == ("pca", "tsne")
-    with pytest.raises(AnalysisError, match="pip install umap-learn"):
-        project(np.zeros((5, 3)) + np.arange(5)[:, None], method="umap")
-
-    calls = {}
-
-    class FakeUMAP:
-        def __init__(self, **options):
-            calls.update(options)
-
-        def fit_transform(self, X):
-            return X[:, :2] * 2
-
-    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
-    umap_installed(True)
-    proj = project(np.random.default_rng(0).standard_normal((8, 3)), method="umap", seed=5)
-    assert available_methods() == ("pca", "tsne", "umap")
-    assert proj.method == "umap" and calls["random_state"] == 5 and calls["n_neighbors"] == 7
-    assert calls["init"].shape == (8, 2)
-
-
-@pytest.mark.parametrize("X, match", [(np.zeros(5), "must be \\(n, dim\\)"), (np.zeros((2, 4)), "at least 3"),
-                                      (np.array([[0.0, 1], [np.nan, 1], [2, 2]]), "NaN")])
-def test_project_rejects_bad_input_with_the_reason(X, match):
-    with pytest.raises(AnalysisError, match=match):
-        project(X)
-
-
-# --- plots behind the widgets ---------------------------------------------------------------------
-
-def test_projection_scatter_draws_classes_missing_labels_and_numbers():
-    coords = np.arange(12, dtype=float).reshape(6, 2)
-    ax = projection_scatter(coords, pd.Series(["a", "b", None, "a", "b", "b"], name="letter"), ax=Figure().subplots())
-    legend = ax.get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["missing (1)", "a", "b"]
-    assert legend.get_title().get_text() == "letter"
-    fig = Figure()
-    projection_scatter(np.random.default_rng(0).standard_normal((30, 2)), pd.Series(np.arange(30), name="pitch"),
-                       ax=fig.subplots(), max_classes=10)
-    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "pitch"  # a colour bar, not 30 legend entries
-    with pytest.raises(AnalysisError, match="3 labels for 6 points"):
-        projection_scatter(coords, ["a", "b", "c"], ax=Figure().subplots())
-
-
-def test_clip_plots_share_a_time_axis_in_seconds():
-    wave = np.sin(np.linspace(0, 2000, 3 * RATE))
-    fig = Figure()
-    axes = fig.subplots(3, 1, sharex=True)
-    waveform(wave, RATE, ax=axes[0], title="clip")
-    spectrogram(wave, RATE, ax=axes[1])
-    times = (np.arange(N_FRAMES) * 320 + 200) / RATE
-    frame_features(np.random.default_rng(0).standard_normal((N_FRAMES, 8)), times, ax=axes[2], title="layer")
-    assert axes[0].get_xlim() == pytest.approx((0, 3.0))
-    assert axes[1].get_yscale() == "log" and axes[1].get_ylim() == pytest.approx((30, RATE / 2))
-    assert axes[2].get_ylim() == pytest.approx((7.5, -0.5))  # dimension 0 at the top
-    with pytest.raises(AnalysisError, match="one time per frame"):
-        frame_features(np.zeros((5, 8)), times)
-    with pytest.raises(AnalysisError, match="mono"):
-        waveform(np.zeros((10, 2)), RATE)
-
-
 # --- LayerPicker ---------------------------------------------------------------------------------
 
-def test_layer_picker_names_layers_as_the_model_does_and_follows_the_slider(feats):
+def test_layer_picker_labels_layers_as_the_figures_do_and_follows_the_slider(feats):
     picker = LayerPicker(feats)
-    assert picker.selected_layers == ("block_12",) and picker.readout.value == "12 · block_12"
+    assert picker.selected_layers == ("block_12",) and picker.readout.value == "block 12"
     assert picker.control.continuous_update is False
     seen = []
     picker.observe(lambda change: seen.append(change["new"]), names="positions")
     picker.control.value = 0
-    assert picker.selected_layers == ("pre_transformer",) and picker.readout.value == "0 · pre-transformer"
+    assert picker.selected_layers == ("pre_transformer",) and picker.readout.value == "pre-transformer"
     assert seen == [(0,)]
     picker.value = "block_4"
     assert picker.selected_positions == (4,) and picker.control.value == 4
@@ -203,15 +89,28 @@ def test_layer_picker_ranges_sets_and_held_subsets(feats):
     assert ranged.selected_positions == tuple(range(LAYERS)) and ranged.control.continuous_update is False
     ranged.control.value = (2, 5)
     assert ranged.selected_layers == ("block_2", "block_3", "block_4", "block_5")
-    assert ranged.readout.value == "2 · block_2 … 5 · block_5 (4 layers)"
+    assert ranged.readout.value == "block 2 … block 5 (4 layers)"
     some = LayerPicker(feats.select(layers=[0, 6, 12]), mode="multiple")
-    assert [label for label, _ in some.control.options] == ["0 · pre-transformer", "6 · block_6", "12 · block_12"]
+    assert [label for label, _ in some.control.options] == ["pre-transformer", "block 6", "block 12"]
     some.control.value = (1, 2)
     assert some.selected_indices == (6, 12) and some.selected_layers == ("block_6", "block_12")
-    with pytest.raises(FeaturesError, match="no layer 'block_99'"):
-        LayerPicker(feats, value="block_99")
-    with pytest.raises(FeaturesError, match="mode="):
-        LayerPicker(feats, mode="slider")
+
+
+@pytest.mark.parametrize("value, positions", [(-1, (2,)), (np.int64(1), (1,)), ("block_12", (2,)),
+                                              ([-1, "pre_transformer"], (0, 2))])
+def test_layer_picker_values_are_positions_among_the_held_layers_resolved_as_everywhere(feats, value, positions):
+    some = feats.select(layers=[0, 6, 12])
+    assert LayerPicker(some, mode="multiple", value=value).selected_positions == positions
+
+
+@pytest.mark.parametrize("options, match", [({"value": "block_99"}, "value: no layer 'block_99'"),
+                                            ({"value": 3}, r"value: index 3 is out of range; there are 3 states"),
+                                            ({"value": True}, "neither a layer index nor a layer name"),
+                                            ({"value": []}, "the selection is empty"),
+                                            ({"mode": "slider"}, "mode='slider': use one of")])
+def test_layer_picker_rejects_bad_options_with_option_errors(feats, options, match):
+    with pytest.raises(OptionError, match=match):
+        LayerPicker(feats.select(layers=[0, 6, 12]), **options)
 
 
 # --- ClipBrowser -----------------------------------------------------------------------------------
@@ -224,14 +123,39 @@ def test_clip_browser_shows_the_first_clip_with_audio_and_the_chosen_layer(feats
     assert browser.player.autoplay is False and browser.player.loop is False
     assert browser.wave.shape == (3 * RATE,)
     assert first in browser.info.value and "instrument" in browser.info.value
+    assert "source_index" not in browser.info.value  # where the row came from is not a label
     np.testing.assert_array_equal(browser.clip_frames, frames.frames(first))
     before = png(browser.plot)
-    assert titles(browser.figures["clip"]) == [first, "", "synthetic (untrained) · layer 12 · block_12"]
+    assert titles(browser.figures["clip"]) == [first, "", "synthetic (untrained) · block 12"]
 
     browser.layer.control.value = 3
     assert browser.selected_layer == "block_3" and browser.renders["clip"] == 2
-    assert titles(browser.figures["clip"])[2].endswith("layer 3 · block_3")
+    assert titles(browser.figures["clip"])[2].endswith("· block 3")
     assert png(browser.plot) != before
+
+
+def test_clip_browser_reads_the_clips_rows_from_the_features(feats, frames, clips):
+    browser = ClipBrowser(feats, frames=frames)
+    assert browser.rows["clip_id"].tolist() == clips["clip_id"].tolist()
+    assert browser.wave.shape == (3 * RATE,) and browser.last_error is None  # audio from clip_table's paths
+    given = ClipBrowser(feats, clips, frames=frames)
+    assert list(browser.filters) == list(given.filters) and "source_index" not in browser.filters
+
+
+def test_clip_browser_offers_only_labels_with_two_or_more_values_and_says_why_not(feats, frames, clips):
+    odd = clips.assign(velocity=100, mood=np.nan, take=range(len(clips)))
+    browser = ClipBrowser(feats, odd, frames=frames, max_levels=20)
+    assert "subset" in browser.filters and not {"velocity", "mood", "take"} & set(browser.filters)
+    assert browser.left_out == {"chord_quality": "one value",  # these 12 chords are all major
+                                "velocity": "one value", "mood": "no values", "take": "24 values, over 20"}
+    assert "no filter for" in browser.notice.value and "velocity (one value)" in browser.notice.value
+
+    bare = Features(layer_names=NAMES, layer_indices=range(LAYERS), clips=list(clips.clip_id),
+                    source_index=range(len(clips)), meta=_meta(), pooled=feats.pooled,
+                    clip_table=clips[["path", "clip_id", "group"]].assign(velocity=100))
+    browser = ClipBrowser(bare, frames=frames)
+    assert browser.filters == {} and browser.last_error is None
+    assert "no filters (label columns: velocity (one value))" in browser.notice.value
 
 
 def test_clip_browser_filters_by_labels_and_selects(feats, frames, clips):
@@ -260,23 +184,39 @@ def test_clip_browser_filters_by_labels_and_selects(feats, frames, clips):
     assert browser.renders["clip"] == renders + 1 and len(browser.visible_clips) == len(clips)
 
 
+def test_clip_browser_refuses_frames_of_other_layers_than_the_features(feats, frames):
+    # the picked position would name one layer in feats and draw another from frames
+    with pytest.raises(FeaturesError, match="extract both with the same layers="):
+        ClipBrowser(feats, frames=frames.select(layers=[0, 6, 12]))
+
+
 def test_clip_browser_without_frames_shows_audio_and_says_how_to_get_features(feats, clips):
     browser = ClipBrowser(feats, clips)
     assert browser.clip_frames is None and len(browser.figures["clip"].axes) == 2
     assert "pass model=" in titles(browser.figures["clip"])[1]
 
 
-def test_clip_browser_extracts_frames_on_demand_with_the_model(tiny, clips):
+def test_clip_browser_extracts_frames_on_demand_as_the_features_were_made(tiny, clips, monkeypatch):
     few = clips.iloc[[0, 12]].reset_index(drop=True)
-    pooled = m2v.extract(tiny, few, progress=False)
-    browser = ClipBrowser(pooled, few, model=tiny, layer="block_2")
-    expected = m2v.extract(tiny, few.iloc[[0]], pool=None, progress=False)
+    pooled = m2v.extract(tiny, few, window=2.0, normalize_scope="window", progress=False)  # not the defaults
+    calls = []
+
+    def spy(model, rows, **options):
+        calls.append(options)
+        return m2v.extract(model, rows, **options)
+
+    monkeypatch.setattr("m2v_lab.widgets.clips.extract", spy)
+    browser = ClipBrowser(pooled, model=tiny, layer="block_2")
+    # the settings travel with the features (like=), not rebuilt from meta entries
+    assert calls[0]["like"] is pooled and calls[0]["pool"] is None
+    assert not {"window", "min_last", "do_normalize", "normalize_scope", "layers"} & set(calls[0])
+    expected = m2v.extract(tiny, few.iloc[[0]], pool=None, window=2.0, normalize_scope="window", progress=False)
     np.testing.assert_array_equal(browser.clip_frames, expected.frames(0))
     np.testing.assert_allclose(browser.frame_times, expected.frame_times(0))
     np.testing.assert_allclose(browser.clip_frames.mean(axis=1), pooled.pooled[:, 0], atol=1e-5)
     browser.clip_select.value = few.clip_id[1]
     browser.clip_select.value = few.clip_id[0]
-    assert list(browser._frame_cache) == list(few.clip_id)  # each clip extracted once
+    assert len(calls) == 2 and list(browser._frame_cache) == list(few.clip_id)  # each clip extracted once
     other = m2v.random_twin(tiny)
     with pytest.raises(FeaturesError, match="not the model these features came from"):
         ClipBrowser(pooled, few, model=other)
@@ -289,7 +229,7 @@ def test_errors_in_callbacks_are_shown_and_kept_not_swallowed(feats, frames, cli
     def broken(*args, **kwargs):
         raise RuntimeError("cannot draw this layer")
 
-    monkeypatch.setattr("m2v_lab.widgets.clips.frame_features", broken)
+    monkeypatch.setattr("m2v_lab.widgets.clips.frame_image", broken)
     browser.layer.control.value = 2
     assert isinstance(browser.last_error, RuntimeError) and error_shown(browser)
     assert "drawing the layer" in browser.error_box.value and "cannot draw this layer" in browser.error_box.value
@@ -317,7 +257,7 @@ def test_similarity_explorer_maps_layers_and_projects_the_picked_pair(feats, cli
     view = SimilarityExplorer(feats, clips)
     np.testing.assert_allclose(view.result.values, layer_similarity(feats).values)
     assert view.pair == ("pre_transformer", "block_12") and view.label.value == "subset"
-    assert titles(view.figures["projections"])[:2] == ["A: 0 · pre-transformer · PCA", "B: 12 · block_12 · PCA"]
+    assert titles(view.figures["projections"])[:2] == ["A: pre-transformer · PCA", "B: block 12 · PCA"]
     heat = view.figures["heatmap"].axes[0]
     assert heat.get_title().endswith(f"A pre_transformer × B block_12: {view.result.values[0, 12]:.3f}")
     assert [(p.get_x(), p.get_y()) for p in heat.patches] == [(11.5, -0.5)]  # the picked cell, outlined
@@ -411,3 +351,12 @@ def test_frame_level_features_feed_every_view(frames, clips):
     np.testing.assert_array_equal(view.clips.clip_frames, frames.frames(0))
     np.testing.assert_allclose(view.similarity.feats.pooled, frames.pool("mean").pooled)
     assert view.errors == {}
+
+
+def test_explore_takes_the_clips_rows_from_the_features(feats, frames, clips):
+    view = explore(feats, frames=frames, label="instrument")
+    assert view.errors == {} and view.clips.selected_clip == clips.clip_id[0]
+    assert "instrument" in view.clips.filters and view.probing.label.value == "instrument"
+    assert view.similarity.label.value == "instrument"
+    failed = feats.select(clips=list(range(1, len(clips))))  # as if the first clip had failed
+    assert explore(failed, label="subset").clips.selected_clip == clips.clip_id[1]

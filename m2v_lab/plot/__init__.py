@@ -1,15 +1,15 @@
-"""Figures drawn from m2v_lab results: each function draws on a given ``ax`` (or a new one) and returns it."""
+"""Figures drawn from m2v_lab results: each function draws on a given ``ax`` (or a new one) and returns it.
 
-from .features import feature_image
+Layers are labelled one way (:func:`m2v_lab.layers.layer_label`).  Importing this package does
+not import matplotlib: a function loads what it draws with when called, and pyplot only when it is
+called without ``ax`` (so a kernel's backend is never chosen on import).
+"""
 
-__all__ = ["feature_image"]
+from .clips import spectrogram, waveform
+from .features import feature_image, frame_features
+from .probing import layer_curve, layer_weights
+from .projection import projection_scatter
+from .similarity import similarity_heatmap
 
-from .clips import frame_features, spectrogram, waveform  # noqa: E402
-from .projection import projection_scatter  # noqa: E402
-
-__all__ += ["waveform", "spectrogram", "frame_features", "projection_scatter"]
-
-from .similarity import similarity_heatmap  # noqa: E402
-from .probing import layer_curve, layer_weights  # noqa: E402
-
-__all__ += ["similarity_heatmap", "layer_curve", "layer_weights"]
+__all__ = ["feature_image", "waveform", "spectrogram", "frame_features", "projection_scatter",
+           "similarity_heatmap", "layer_curve", "layer_weights"]

@@ -1,20 +1,13 @@
-"""One clip over time: its waveform, its spectrogram and one layer's frame features, on a shared time axis."""
+"""One clip over time: its waveform and its spectrogram, on the time axis :func:`~m2v_lab.plot.feature_image` shares."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import AnalysisError
+from ._axes import axes_for
 
-__all__ = ["waveform", "spectrogram", "frame_features"]
-
-
-def _axes(ax, size):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=size)
-    return ax
+__all__ = ["waveform", "spectrogram"]
 
 
 def _mono(wave) -> np.ndarray:
@@ -39,8 +32,8 @@ def waveform(wave, sample_rate: int, *, ax=None, title: str | None = None, color
     -------
     matplotlib Axes
     """
-    ax = _axes(ax, (8, 2))
     wave = _mono(wave)
+    ax = axes_for(ax, size=(8, 2))
     ax.plot(np.arange(wave.size) / sample_rate, wave, lw=0.5, color=color)
     ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, wave.size / sample_rate))
     if title:
@@ -68,8 +61,8 @@ def spectrogram(wave, sample_rate: int, *, ax=None, n_fft: int = 1024, hop: int 
     -------
     matplotlib Axes
     """
-    ax = _axes(ax, (8, 2.5))
     wave = _mono(wave)
+    ax = axes_for(ax, size=(8, 2.5))
     n_fft = min(n_fft, wave.size)
     starts = np.arange(0, wave.size - n_fft + 1, hop)
     frames = np.stack([wave[s:s + n_fft] for s in starts]) * np.hanning(n_fft)
@@ -85,44 +78,4 @@ def spectrogram(wave, sample_rate: int, *, ax=None, n_fft: int = 1024, hop: int 
         ax.set_ylim(30, sample_rate / 2)
     if title:
         ax.set_title(title)
-    return ax
-
-
-def frame_features(frames, times, *, ax=None, standardize: bool = True, title: str | None = None,
-                   cmap: str = "magma", colorbar: bool = False):
-    """One layer's features of one clip as a (dim × time) image, placed at each frame's time.
-
-    Parameters
-    ----------
-    frames : array_like, shape (frames, dim)
-        E.g. ``feats.frames(clip)[layer]``.
-    times : array_like, shape (frames,)
-        Centre of each frame in seconds (``feats.frame_times(clip)``), so the image lines up
-        with :func:`waveform` and :func:`spectrogram` on a shared x axis.
-    standardize : bool
-        Z-score each dimension over time (a few very large dimensions would wash out the rest).
-    colorbar : bool
-        Off by default so that stacked axes keep the same width.
-
-    Returns
-    -------
-    matplotlib Axes
-    """
-    ax = _axes(ax, (8, 3))
-    image = np.asarray(frames, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
-    if image.ndim != 2 or image.shape[0] != times.size or image.shape[0] == 0:
-        raise AnalysisError(f"frames must be (frames, dim) with one time per frame; got frames {image.shape} "
-                            f"and {times.size} times.")
-    image = image.T
-    if standardize:
-        image = (image - image.mean(axis=1, keepdims=True)) / (image.std(axis=1, keepdims=True) + 1e-8)
-    mappable = ax.pcolormesh(times, np.arange(image.shape[0]), image, shading="nearest", cmap=cmap,
-                             vmin=-3 if standardize else None, vmax=3 if standardize else None, rasterized=True)
-    ax.set(xlabel="time (s)", ylabel="feature dimension")
-    ax.invert_yaxis()
-    if title:
-        ax.set_title(title)
-    if colorbar:
-        ax.figure.colorbar(mappable, ax=ax, label="z-score over time" if standardize else "value", pad=0.01)
     return ax

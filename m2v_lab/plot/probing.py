@@ -5,21 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import AnalysisError
+from ..layers import layer_label
+from ._axes import axes_for, layer_ticks
 
 __all__ = ["layer_curve", "layer_weights"]
 
-
-def _axes(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 3.8))
-    return ax
-
-
-def _layer_ticks(ax, names) -> None:
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
+_SIZE = (7, 3.8)
 
 
 def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True, baselines: bool = True,
@@ -49,10 +40,10 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
     -------
     matplotlib Axes
     """
-    ax = _axes(ax)
     metric = result._metric(metric)
     table = result.summary(source=None, level=level)
     table = table[table["metric"] == metric]
+    ax = axes_for(ax, size=_SIZE)
     model = table[table["source"] == "model"].sort_values("layer")
     x = model["layer"].to_numpy()
     line, = ax.plot(x, model["mean"], marker="o", ms=4, color=color,
@@ -73,12 +64,12 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
                 ax.plot(x, rows["mean"], ls="--", lw=1.2, label=source)
             else:
                 best = rows.loc[rows["mean"].idxmax()]
-                where = f" ({best['layer_name']})" if len(rows) > 1 else ""
+                where = f" ({layer_label(best['layer_name'])})" if len(rows) > 1 else ""
                 ax.plot(x[[0, -1]], [best["mean"]] * 2, ls="--", lw=1.2, label=f"{source}{where} {best['mean']:.3f}")
     if control and "control" in result.sources:
         rows = table[table["source"] == "control"].sort_values("layer")
         ax.plot(x, rows["mean"], ls=":", lw=1.5, color=line.get_color(), label="control task")
-    _layer_ticks(ax, list(model["layer_name"]))
+    layer_ticks(ax, list(model["layer_name"]))
     ax.set_xlabel("layer")
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize="small", frameon=False)
@@ -110,16 +101,16 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None):
     names = list(layer_names) if layer_names is not None else [str(i) for i in range(n_layers)]
     if len(names) != n_layers:
         raise AnalysisError(f"{len(names)} layer names for {n_layers} weights.")
-    ax = _axes(ax)
+    ax = axes_for(ax, size=_SIZE)
     x = np.arange(n_layers)
     sd = w.std(0, ddof=1) if len(w) > 1 else None
     ax.bar(x, w.mean(0), yerr=sd, color=color, alpha=0.7, capsize=3,
-                  label=f"mean ± sd over {len(w)} fits" if sd is not None else "weight")
+           label=f"mean ± sd over {len(w)} fits" if sd is not None else "weight")
     if len(w) > 1:
         jitter = np.linspace(-0.2, 0.2, len(w))
         ax.scatter((x[None] + jitter[:, None]).ravel(), w.ravel(), s=8, color="k", alpha=0.5, zorder=3)
     ax.axhline(1 / n_layers, ls="--", lw=1, color="0.4", label=f"uniform 1/{n_layers}")
-    _layer_ticks(ax, names)
+    layer_ticks(ax, names)
     ax.set_xlabel("layer")
     ax.set_ylabel("softmax weight")
     ax.legend(fontsize="small", frameon=False)

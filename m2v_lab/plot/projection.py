@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
+from ._axes import axes_for
 
 __all__ = ["projection_scatter"]
 
@@ -38,13 +39,12 @@ def projection_scatter(projection, labels=None, *, ax=None, title: str | None = 
     -------
     matplotlib Axes
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4))
     coords = np.asarray(getattr(projection, "coords", projection), dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise AnalysisError(f"projection must be (n, 2) coordinates; got shape {coords.shape}.")
+    ax = axes_for(ax, size=(4.5, 4))
     if labels is None:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, color="C0", linewidths=0)
     else:
@@ -66,7 +66,7 @@ def projection_scatter(projection, labels=None, *, ax=None, title: str | None = 
         else:
             classes = sorted(present.unique(), key=_sort_key)
             shown, rest = classes[:max_classes], set(classes[max_classes:])
-            colours = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+            colours = matplotlib.colormaps["tab10" if len(shown) <= 10 else "tab20"]
             for i, value in enumerate(shown):
                 hit = np.array([not m and v == value for v, m in zip(values, missing)], dtype=bool)
                 ax.scatter(coords[hit, 0], coords[hit, 1], s=size, color=colours(i % colours.N), linewidths=0,

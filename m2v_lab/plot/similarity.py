@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["similarity_heatmap", "layer_label"]
+from ._axes import axes_for, layer_ticks
 
-
-def layer_label(name: str) -> str:
-    """Tick label of a layer: ``"pre_transformer"`` → ``"0 (pre-transformer)"``, ``"block_7"`` → ``"7"``."""
-    if name == "pre_transformer":
-        return "0 (pre-transformer)"
-    match = re.fullmatch(r"block_(\d+)", name)
-    return match.group(1) if match else name
+__all__ = ["similarity_heatmap"]
 
 
 def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: str = "viridis", colorbar: bool = True):
@@ -26,7 +17,8 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
     result : SimilarityResult
         Rows are A's layers (y axis), columns B's (x axis).
     ax : matplotlib Axes, optional
-        Drawn on; a new figure's axes if None.
+        Drawn on; a new figure's axes if None.  Ticks are the layers' tick labels
+        (:func:`m2v_lab.layers.layer_label`: ``"0 (pre)"``, ``"1"`` …).
     annotate : bool, optional
         Write each value in its cell; default when the map has at most 13 × 13 cells.
     cmap : str
@@ -39,13 +31,14 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
     matplotlib Axes
         Title: the measure, its estimator and n (``result.title``).
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    import matplotlib
+
+    ax = axes_for(ax, size=(5.5, 4.5))
     values = np.asarray(result.values, dtype=float)
-    colours = plt.get_cmap(cmap).with_extremes(bad="0.85")
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="0.85")
     image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap=colours, origin="lower", aspect="auto")
-    ax.set_xticks(range(values.shape[1]), [layer_label(c) for c in result.cols], rotation=90)
-    ax.set_yticks(range(values.shape[0]), [layer_label(r) for r in result.rows])
+    layer_ticks(ax, result.cols, axis="x")
+    layer_ticks(ax, result.rows, axis="y")
     same = tuple(result.rows) == tuple(result.cols)
     ax.set_xlabel("layer" if same else "layer of B")
     ax.set_ylabel("layer" if same else "layer of A")

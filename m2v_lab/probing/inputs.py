@@ -1,7 +1,9 @@
-"""Checking and encoding what the probes are given: features, labels, groups, clip ids.
+"""Checking and encoding what the probes are given: labels, groups, clip ids (by value or column name).
 
-Every check raises :class:`~m2v_lab.errors.AnalysisError` naming the input at
-fault and the fix, before any fitting starts.
+Every check runs before any fitting and names the input at fault and the fix:
+:class:`~m2v_lab.errors.AnalysisError` for data that cannot be probed,
+:class:`~m2v_lab.errors.OptionError` for an option value that cannot be used.
+The features themselves are checked by :func:`m2v_lab.stacks.layer_stack`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 
 TASKS = ("multiclass", "multilabel", "regression")
 
@@ -21,57 +23,26 @@ def _show(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def default_layer_names(n_layers: int) -> list[str]:
-    """``pre_transformer, block_1 … block_{L-1}``: the names a bare array gets."""
-    return ["pre_transformer"] + [f"block_{i}" for i in range(1, n_layers)]
+def from_table(features, value, what: str):
+    """``value`` as given, or, when it is a string, that column of ``features.clip_table`` (one per sample).
 
+    Labels travel with a :class:`~m2v_lab.Features`: ``probe_layers(feats, "genre", groups="track")``
+    reads both from ``feats.clip_table``.
 
-def as_layers(features, *, name: str = "features") -> tuple[np.ndarray, list[str]]:
-    """Layers-first array and layer names from an array or a ``Features``-like object.
-
-    Parameters
-    ----------
-    features : array_like, shape (layers, n, dim) or (n, dim), or object with ``.pooled``
-        A 2-D array is one layer.  Objects with ``.pooled`` and ``.layer_names``
-        (e.g. :class:`m2v_lab.Features`) give their own names.
-    name : str
-        How error messages call this input.
-
-    Returns
-    -------
-    array : ndarray, shape (layers, n, dim)
-        float32 or float64 (as given; integers become float64), never copied when avoidable.
-    layer_names : list of str
+    Raises
+    ------
+    OptionError
+        A string where ``features`` is a bare array, which has no columns.
+    FeaturesError
+        No such column (the message lists the columns there are).
     """
-    names = None
-    if hasattr(features, "pooled"):
-        names = list(getattr(features, "layer_names", None) or []) or None
-        features = features.pooled
-    arr = np.asarray(features)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise AnalysisError(f"{name} must be shaped (layers, n, dim), or (n, dim) for one layer; got shape "
-                            f"{arr.shape}.")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise AnalysisError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    if min(arr.shape) == 0:
-        raise AnalysisError(f"{name} is empty (shape {arr.shape}): need ≥ 1 layer, samples and dims.")
-    if names is None:
-        names = default_layer_names(arr.shape[0])
-    if len(names) != arr.shape[0]:
-        raise AnalysisError(f"{name} has {arr.shape[0]} layers but {len(names)} layer names.")
-    for layer in range(arr.shape[0]):
-        bad = ~np.isfinite(arr[layer])
-        if bad.any():
-            rows = np.flatnonzero(bad.any(axis=1))
-            kind = "NaN" if np.isnan(arr[layer][bad]).any() else "inf"
-            raise AnalysisError(
-                f"{name} contain {kind} at layer {layer} ({names[layer]!r}): {int(bad.sum())} values in "
-                f"{rows.size} samples (first at sample {rows[0]}); drop or impute those samples first.")
-    return arr, list(names)
+    if not isinstance(value, str):
+        return value
+    if not callable(getattr(features, "labels", None)):
+        raise OptionError(f"{what}={value!r} names a column, but the features are a bare array with no clip_table: "
+                          f"pass {what} as an array (one per sample), or pass a Features whose clip_table has a "
+                          f"{value!r} column.")
+    return features.labels(value)
 
 
 @dataclass(frozen=True)
@@ -144,7 +115,7 @@ def encode_labels(y, n: int, *, task: str = "auto", cv: int = 5, classes=None) -
     if task == "auto":
         task = infer_task(arr)
     if task not in TASKS:
-        raise AnalysisError(f"task={task!r} is not one of 'auto', {', '.join(map(repr, TASKS))}.")
+        raise OptionError(f"task={task!r} is not one of 'auto', {', '.join(map(repr, TASKS))}.")
     if task == "multiclass":
         return _encode_classes(arr, cv, classes)
     numeric = np.issubdtype(arr.dtype, np.number) or arr.dtype == bool

@@ -15,15 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 from .core import param_rows, prepare, probe_layers, score_rows
-from .device import resolve_device
 from .metrics import fold_interval
-from .mlp import BatchedHead, MLPProbe, fold_data, predict, train_early_stopping
+from .mlp import BatchedHead, MLPProbe
+from .options import real_number, seed_list
+from .protocol import no_tick
 from .result import MODEL
 from .splits import fold_ids
 
 SUM = "weighted sum"
+#: Random stream of the weighted-sum models in :meth:`MLPProbe.fit_folds` (the heads use their target set's index).
+_SUM_STREAM = 0x5A
 
 
 class WeightedLayerSum(nn.Module):
@@ -77,13 +80,15 @@ class LayerSumProbe:
     layer_norm : bool
         Layer norm per layer before the sum (s3prl option).
     cv : int
-    seeds : sequence of int
+    seeds : int or sequence of int
         One CV repetition per seed.
     compare : bool
         Also train one head per single layer (same head, folds and validation
         splits) and report the best layer, chosen inside each training fold by
         validation loss, and the best on the test folds (optimistic).
-    device : None, "auto", "cpu", "cuda"
+    device : "cpu", None, "auto", "cuda", "mps" or torch.device
+        Where training runs (float32).  The CPU unless you ask: None and ``"auto"`` take
+        CUDA, then MPS, then the CPU.
 
     Attributes
     ----------
@@ -101,18 +106,27 @@ class LayerSumProbe:
     comparison_ : DataFrame
         Mean, sd and interval per metric of the weighted sum and the best single layers.
     task_, cv_ : str
+
+    Raises
+    ------
+    OptionError
+        ``head`` is not "linear" or "mlp", or a head setting is out of range (as :class:`MLPProbe`).
     """
 
     def __init__(self, *, head: str = "linear", hidden: int = 512, layer_norm: bool = False, cv: int = 5,
                  seeds=(0,), lr: float = 1e-3, weights_lr: float | None = None, dropout: float = 0.2,
                  batch_size: int = 64, max_epochs: int = 100, patience: int = 10, val_fraction: float = 0.15,
-                 compare: bool = True, device=None):
+                 compare: bool = True, device="cpu"):
         if head not in ("linear", "mlp"):
-            raise AnalysisError(f"head={head!r} is not 'linear' or 'mlp'.")
-        self.head, self.hidden, self.layer_norm, self.cv, self.seeds = head, hidden, layer_norm, cv, tuple(seeds)
+            raise OptionError(f"head={head!r} is not 'linear' or 'mlp'.")
+        self.head, self.hidden, self.layer_norm, self.cv = head, hidden, layer_norm, cv
+        self.seeds = seed_list(seeds, (0,))
         self.lr, self.weights_lr, self.dropout, self.batch_size = lr, weights_lr, dropout, batch_size
         self.max_epochs, self.patience, self.val_fraction = max_epochs, patience, val_fraction
         self.compare, self.device = compare, device
+        if weights_lr is not None:
+            real_number(weights_lr, "weights_lr", low=0)
+        self._head_probe()  # checks the head's settings now rather than at fit time
 
     def _head_probe(self) -> MLPProbe:
         return MLPProbe(hidden=self.hidden if self.head == "mlp" else 0, dropout=self.dropout, lr=self.lr,
@@ -124,40 +138,38 @@ class LayerSumProbe:
 
         Parameters
         ----------
-        features : array_like, shape (layers, n, dim), or Features-like
-        y : array_like, shape (n,) or (n, k)
-        groups, clip_ids : array_like, shape (n,), optional
+        features : array_like, shape (layers, n, dim), or Features
+        y : array_like, shape (n,) or (n, k), or str
+            Labels; a string names a column of ``features.clip_table``.
+        groups, clip_ids : array_like, shape (n,), or str, optional
+            As ``y``.
         task : {"auto", "multiclass", "multilabel", "regression"}
         """
         prep = prepare(features, y, groups=groups, task=task, cv=self.cv, clip_ids=clip_ids)
         if prep.X.shape[0] < 2:
             raise AnalysisError("a weighted layer sum needs ≥ 2 layers; features have 1.")
-        labels, dev = prep.labels, resolve_device(self.device)
-        head = self._head_probe()
-        Xt = torch.as_tensor(prep.X, device=dev).float()
+        labels, head = prep.labels, self._head_probe()
+        dev = head.device_for(self.device)
+        Xt = torch.as_tensor(prep.X, dtype=torch.float32).to(dev)
         n_layers, _, dim = prep.X.shape
+
+        def build(generator: torch.Generator) -> tuple[nn.Module, list[dict]]:
+            model = _SumThenHead(n_layers, dim, labels.Y.shape[1], hidden=head.hidden, dropout=self.dropout,
+                                 layer_norm=self.layer_norm, generator=generator).to(dev)
+            return model, [{"params": model.mix.parameters(), "lr": self.weights_lr or self.lr},
+                           {"params": model.head.parameters(), "lr": self.lr}]
+
         scores, weights, fits, params = [], [], [], []
         for seed in self.seeds:
             folds = fold_ids(labels, prep.split_groups, cv=self.cv, seed=seed)
-            decision = np.empty((1,) + labels.Y.shape)
-            epochs = np.empty((1, self.cv))
-            for k in range(self.cv):
-                data, test = fold_data(Xt, labels.Y, folds, k, task=labels.task, groups=prep.split_groups,
-                                       fraction=self.val_fraction, seed=seed)
-                gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, k, 0x5A]).generate_state(1)[0]))
-                model = _SumThenHead(n_layers, dim, labels.Y.shape[1], hidden=head.hidden, dropout=self.dropout,
-                                     layer_norm=self.layer_norm, generator=gen).to(dev)
-                groups_ = [{"params": model.mix.parameters(), "lr": self.weights_lr or self.lr},
-                           {"params": model.head.parameters(), "lr": self.lr}]
-                _, epochs[:, k] = train_early_stopping(
-                    model, 1, labels.task, data.X_fit, data.t_fit, data.X_val, data.t_val, param_groups=groups_,
-                    batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience, generator=gen)
-                decision[:, test] = predict(model, labels.task, data.X_test, data.t_scale)
-                weights.append(model.mix.weights.detach().cpu().numpy())
-                fits.append({"seed": seed, "fold": k})
+            decision, chosen, models = head.fit_folds(Xt, labels.Y, folds, task=labels.task, groups=prep.split_groups,
+                                                      seed=seed, stream=_SUM_STREAM, build=build, n_outputs=1,
+                                                      tick=no_tick)
+            weights += [model.mix.weights.detach().cpu().numpy() for model in models]
+            fits += [{"seed": seed, "fold": k} for k in range(self.cv)]
             scores += score_rows(labels.task, labels.Y, decision, folds, prep.clips, seed=seed, source=SUM,
                                  layer_names=[SUM])
-            params += param_rows({"best_epoch": epochs}, seed=seed, source=SUM, layer_names=[SUM])
+            params += param_rows({"best_epoch": chosen["best_epoch"]}, seed=seed, source=SUM, layer_names=[SUM])
         self.layer_names_ = list(prep.layer_names)
         self.task_ = labels.task
         self.weights_ = np.array(weights)

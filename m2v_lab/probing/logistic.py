@@ -16,7 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ..errors import AnalysisError
+from .options import check_inner_folds, positive_grid, whole_number
+from .protocol import Probe, Tick
 
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7).tolist())
 _FLOOR = 1e-12
@@ -62,8 +63,10 @@ def _fit_predict(task: str, X: np.ndarray, T: np.ndarray, evaluate: list[np.ndar
 
 
 @dataclass(frozen=True)
-class LogisticProbe:
+class LogisticProbe(Probe):
     """Logistic regression (multinomial for classes, one per label for multilabel).
+
+    Classes and labels only; scikit-learn on the CPU, whatever ``device`` says.
 
     Parameters
     ----------
@@ -71,26 +74,34 @@ class LogisticProbe:
         Inverse regularisation strengths to choose from (by validation log-loss).
     max_iter : int
         lbfgs iterations per fit.
+
+    Raises
+    ------
+    OptionError
+        ``Cs`` is empty or holds a number ≤ 0, or ``max_iter`` < 1.
     """
 
     Cs: tuple = field(default=DEFAULT_CS)
     max_iter: int = 1000
     name = "logistic"
-    default_seeds = (0,)
+    tasks = frozenset({"multiclass", "multilabel"})
+
+    def __post_init__(self):
+        positive_grid(self.Cs, "Cs")
+        whole_number(self.max_iter, "max_iter", minimum=1)
+
+    def check(self, *, task: str, cv: int) -> None:
+        super().check(task=task, cv=cv)
+        check_inner_folds(len(self.Cs), cv, "C")
 
     def inner_description(self) -> str:
         return f"C chosen per layer and fold among {len(self.Cs)} values by inner CV on the other folds (log-loss)"
 
     def cross_validate(self, X: np.ndarray, targets: list[np.ndarray], folds: np.ndarray, *, task: str,
-                       seed: int, groups, device) -> list[tuple[np.ndarray, dict]]:
+                       seed: int, groups, device, tick: Tick) -> list[tuple[np.ndarray, dict]]:
         """Out-of-fold probabilities (layers, n, k) and chosen ``{"C": (layers, cv)}`` per target set."""
-        if task == "regression":
-            raise AnalysisError("probe='logistic' cannot do regression; use probe='ridge' or 'mlp'.")
-        Cs = np.sort(np.asarray(self.Cs, dtype=float))
+        Cs = positive_grid(self.Cs, "Cs")
         n_folds = int(folds.max()) + 1
-        if len(Cs) > 1 and n_folds < 3:
-            raise AnalysisError(f"cv={n_folds} leaves one training fold, too few to choose C inside it: use "
-                                "cv ≥ 3, or a single C.")
         blocks = [np.flatnonzero(folds == k) for k in range(n_folds)]
         caught: list = []
         results = []
@@ -114,6 +125,7 @@ class LogisticProbe:
                     decision[layer, blocks[k]] = _fit_predict(task, XL[train], T[train], [XL[blocks[k]]], [C],
                                                               self.max_iter, caught)[0][0]
                     chosen[layer, k] = C
+                    tick(1)
             results.append((decision, {"C": chosen}))
         if caught:
             warnings.warn(f"{len(caught)} logistic fits stopped at max_iter={self.max_iter} before converging; "

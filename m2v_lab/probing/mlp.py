@@ -1,15 +1,20 @@
-"""MARBLE-like MLP probes, one per layer, trained side by side with early stopping.
+"""MARBLE-like MLP probes, one per layer, trained side by side with early stopping; their fold loop.
 
 All layers' heads live in one module whose weights carry a leading "output"
 axis, so a single batched matmul trains every layer at once; Adam is
 element-wise, so this is the same as training them one by one on the same
 batches.  Each head keeps its own best-validation state (early stopping per
 head); training ends when every head has run out of patience.
+
+:meth:`MLPProbe.fit_folds` is the one fold loop of every early-stopped torch model here:
+the per-layer heads and :class:`~m2v_lab.probing.LayerSumProbe`'s weighted sum.
+Everything is float32, so it runs on the CPU, CUDA and Apple's MPS alike.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AnalysisError
-from .device import resolve_device
+from .options import real_number, whole_number
+from .protocol import Probe, Tick
 
 _VAL_CHUNK = 1024
 
@@ -34,7 +40,8 @@ class BatchedHead(nn.Module):
     dropout : float
         Dropout after the hidden layer.
     generator : torch.Generator, optional
-        Seeds the initialisation (uniform ±1/sqrt(fan_in), as ``nn.Linear``).
+        A CPU generator that seeds the initialisation (uniform ±1/sqrt(fan_in), as
+        ``nn.Linear``) and then draws the dropout masks; default torch's global one.
 
     Shapes: ``forward`` maps (outputs, batch, dim) to (outputs, batch, classes).
     """
@@ -50,11 +57,17 @@ class BatchedHead(nn.Module):
             for store, shape in ((self.weights, (outputs, fan_in, fan_out)), (self.biases, (outputs, 1, fan_out))):
                 store.append(nn.Parameter((torch.rand(shape, generator=generator) * 2 - 1) * bound))
         self.dropout = dropout
+        self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if i:
-                x = F.dropout(F.relu(x), self.dropout, self.training)
+                x = F.relu(x)
+                if self.training and self.dropout:
+                    # F.dropout draws from torch's global generator, so the probe's seeds would not fix a run;
+                    # drawn on the CPU, the masks are the same whatever device trains
+                    keep = torch.rand(x.shape, generator=self.generator) >= self.dropout
+                    x = x * keep.to(x.device) / (1 - self.dropout)
             x = torch.baddbmm(b, x, w)
         return x
 
@@ -171,7 +184,8 @@ def fold_data(X: torch.Tensor, T: np.ndarray, folds: np.ndarray, k: int, *, task
     train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
     fit, val = carve_validation(train, groups, fraction, np.random.default_rng([seed, k, 0x7A1]))
     Xs = standardise(X, torch.as_tensor(train, device=X.device))
-    targets = torch.as_tensor(T, dtype=torch.float32, device=X.device)
+    # float32 before the move: MPS cannot hold the float64 targets even for a moment
+    targets = torch.as_tensor(T, dtype=torch.float32).to(X.device)
     mean, sd = torch.zeros(T.shape[1], device=X.device), torch.ones(T.shape[1], device=X.device)
     if task == "regression":
         mean, sd = targets[train].mean(0), targets[train].std(0, correction=0)
@@ -189,12 +203,14 @@ def predict(model: nn.Module, task: str, X: torch.Tensor, t_scale: tuple) -> np.
         dec = to_decision(task, out)
         if task == "regression":
             dec = dec * t_scale[1] + t_scale[0]
-    return dec.double().cpu().numpy()
+    return dec.cpu().double().numpy()  # float64 only off the device: MPS has none
 
 
 @dataclass(frozen=True)
-class MLPProbe:
+class MLPProbe(Probe):
     """MARBLE-like probe: ``dim → hidden (ReLU, dropout) → classes``, Adam, early stopping.
+
+    Every task; float32 torch on the CPU, CUDA or MPS.
 
     Parameters
     ----------
@@ -209,6 +225,11 @@ class MLPProbe:
         Share of each training fold held out (whole groups) for early stopping.
     weight_decay : float
         Adam's L2 penalty.
+
+    Raises
+    ------
+    OptionError
+        A setting out of its range (``hidden`` < 0, ``dropout`` outside [0, 1), ``lr`` ≤ 0 …).
     """
 
     hidden: int = 512
@@ -220,32 +241,94 @@ class MLPProbe:
     val_fraction: float = 0.15
     weight_decay: float = 0.0
     name = "mlp"
+    tasks = frozenset({"multiclass", "multilabel", "regression"})
     default_seeds = (0, 1, 2)
+
+    def __post_init__(self):
+        whole_number(self.hidden, "hidden", minimum=0)
+        for option in ("batch_size", "max_epochs", "patience"):
+            whole_number(getattr(self, option), option, minimum=1)
+        real_number(self.dropout, "dropout", low=0, high=1, low_ok=True)
+        real_number(self.lr, "lr", low=0)
+        real_number(self.val_fraction, "val_fraction", low=0, high=1)
+        real_number(self.weight_decay, "weight_decay", low=0, low_ok=True)
 
     def inner_description(self) -> str:
         return (f"early stopping on a grouped {self.val_fraction:.0%} validation split of each training fold "
                 f"(patience {self.patience}, ≤ {self.max_epochs} epochs)")
 
     def cross_validate(self, X: np.ndarray, targets: list[np.ndarray], folds: np.ndarray, *, task: str,
-                       seed: int, groups, device) -> list[tuple[np.ndarray, dict]]:
+                       seed: int, groups, device, tick: Tick) -> list[tuple[np.ndarray, dict]]:
         """Out-of-fold decisions (layers, n, k) and ``{"best_epoch", "val_loss"}`` (layers, cv) per target set."""
-        dev = resolve_device(device)
-        Xt = torch.as_tensor(X, device=dev).float()
-        n_layers, n_folds = X.shape[0], int(folds.max()) + 1
-        results = []
-        for t, T in enumerate(targets):
-            decision = np.empty((n_layers, len(folds), T.shape[1]))
-            epochs, losses = np.empty((n_layers, n_folds)), np.empty((n_layers, n_folds))
-            for k in range(n_folds):
-                data, test = fold_data(Xt, T, folds, k, task=task, groups=groups, fraction=self.val_fraction,
-                                       seed=seed)
-                gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, k, t]).generate_state(1)[0]))
-                head = BatchedHead(n_layers, X.shape[2], T.shape[1], hidden=self.hidden, dropout=self.dropout,
-                                   generator=gen).to(dev)
-                losses[:, k], epochs[:, k] = train_early_stopping(
-                    head, n_layers, task, data.X_fit, data.t_fit, data.X_val, data.t_val,
-                    param_groups=[{"params": head.parameters(), "lr": self.lr, "weight_decay": self.weight_decay}],
-                    batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience, generator=gen)
-                decision[:, test] = predict(head, task, data.X_test, data.t_scale)
-            results.append((decision, {"best_epoch": epochs, "val_loss": losses}))
-        return results
+        Xt = torch.as_tensor(X, dtype=torch.float32).to(device)
+        n_layers, dim = X.shape[0], X.shape[2]
+
+        def heads(classes: int) -> Callable[[torch.Generator], tuple[nn.Module, list[dict]]]:
+            def build(generator: torch.Generator) -> tuple[nn.Module, list[dict]]:
+                head = BatchedHead(n_layers, dim, classes, hidden=self.hidden, dropout=self.dropout,
+                                   generator=generator).to(device)
+                return head, [{"params": head.parameters(), "lr": self.lr, "weight_decay": self.weight_decay}]
+            return build
+
+        # the target set's index keeps the control task's initialisations apart from the real task's
+        return [self.fit_folds(Xt, T, folds, task=task, groups=groups, seed=seed, stream=t, build=heads(T.shape[1]),
+                               n_outputs=n_layers, tick=tick)[:2] for t, T in enumerate(targets)]
+
+    def fit_folds(self, X: torch.Tensor, T: np.ndarray, folds: np.ndarray, *, task: str, groups, seed: int,
+                  stream: int, build: Callable[[torch.Generator], tuple[nn.Module, list[dict]]], n_outputs: int,
+                  tick: Tick) -> tuple[np.ndarray, dict[str, np.ndarray], list[nn.Module]]:
+        """Train one model per outer fold with early stopping and predict the fold: the shared fold loop.
+
+        For each outer fold ``k``: standardise on its training rows, hold out whole groups of them
+        (``val_fraction``) for early stopping, seed a generator from ``(seed, k, stream)`` (it draws
+        the initialisation, the batch order and the dropout masks), build the model with it, train
+        it with Adam (``batch_size``, ``max_epochs``, ``patience``) keeping its best-validation
+        state, then predict fold ``k``'s rows.  A run is a function of its seeds alone.
+
+        Parameters
+        ----------
+        X : Tensor, shape (layers, n, dim)
+            float32 features on the device the models train on.
+        T : ndarray, shape (n, k)
+            Targets (one-hot, 0/1 or values).
+        folds : ndarray, shape (n,)
+            Outer test fold of each sample.
+        task : {"multiclass", "multilabel", "regression"}
+        groups : ndarray, shape (n,), or None
+            Group codes: validation splits take whole groups.
+        seed : int
+        stream : int
+            Keeps apart the initialisations of different models trained on the same folds and seed.
+        build : callable
+            ``build(generator) -> (model, param_groups)``: a model on ``X``'s device mapping
+            (layers, batch, dim) to (n_outputs, batch, k), initialised from ``generator``, and its
+            Adam parameter groups.
+        n_outputs : int
+            Independent outputs of the model, each early-stopped on its own.
+        tick : callable
+            Called with ``n_outputs`` after each fold.
+
+        Returns
+        -------
+        decision : ndarray, shape (n_outputs, n, k)
+            Out-of-fold probabilities (classes, labels) or values (regression).
+        params : dict
+            ``best_epoch`` and ``val_loss`` of each output per fold, each (n_outputs, cv).
+        models : list of nn.Module
+            The trained model of each fold, at its best-validation state.
+        """
+        n_folds = int(folds.max()) + 1
+        decision = np.empty((n_outputs, len(folds), T.shape[1]))
+        epochs, losses = np.empty((n_outputs, n_folds)), np.empty((n_outputs, n_folds))
+        models = []
+        for k in range(n_folds):
+            data, test = fold_data(X, T, folds, k, task=task, groups=groups, fraction=self.val_fraction, seed=seed)
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, k, stream]).generate_state(1)[0]))
+            model, param_groups = build(gen)
+            losses[:, k], epochs[:, k] = train_early_stopping(
+                model, n_outputs, task, data.X_fit, data.t_fit, data.X_val, data.t_val, param_groups=param_groups,
+                batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience, generator=gen)
+            decision[:, test] = predict(model, task, data.X_test, data.t_scale)
+            models.append(model)
+            tick(n_outputs)
+        return decision, {"best_epoch": epochs, "val_loss": losses}, models

@@ -1,17 +1,21 @@
-"""What :func:`probe_layers` returns: tidy fold scores and the summaries drawn from them."""
+"""What :func:`probe_layers` returns: tidy fold scores, the summaries drawn from them, and their algebra."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, OptionError
 from .metrics import METRICS, PRIMARY, fold_interval
 
 MODEL, CONTROL = "model", "control"
 _STATS = ["mean", "sd", "ci_low", "ci_high", "n_folds"]
+#: Fields that say which run a result is: results joined by ProbeResult.concat must agree on them.
+_RUN_FIELDS = ("task", "probe", "cv", "columns", "grouped", "n_samples", "n_clips")
 
 
 @dataclass(frozen=True, repr=False)
@@ -72,7 +76,7 @@ class ProbeResult:
     def _metric(self, metric: str | None) -> str:
         metric = metric or self.primary_metric
         if metric not in self.metrics:
-            raise AnalysisError(f"metric {metric!r} is not reported for {self.task}; choose from {self.metrics}.")
+            raise OptionError(f"metric {metric!r} is not reported for {self.task}; choose from {self.metrics}.")
         return metric
 
     def _ratio(self) -> float:
@@ -100,7 +104,7 @@ class ProbeResult:
         """
         rows = self.scores if source is None else self.scores[self.scores["source"] == source]
         if rows.empty:
-            raise AnalysisError(f"no scores for source {source!r}; sources are {self.sources}.")
+            raise OptionError(f"no scores for source {source!r}; sources are {self.sources}.")
         keys = ["source", "layer", "layer_name", "metric"]
         out = (rows.groupby(keys, sort=False)["value"].apply(self._interval, level=level).unstack()
                .reset_index())
@@ -166,13 +170,114 @@ class ProbeResult:
                         "ci_high": high})
         return pd.DataFrame(out)
 
-    def __repr__(self) -> str:
+    def to_frame(self) -> pd.DataFrame:
+        """Every fold score in one long frame: the model's layers, the control task, feature baselines, references.
+
+        Returns
+        -------
+        DataFrame
+            One row per source × layer × seed × fold × metric, columns ``source, kind, layer,
+            layer_name, seed, fold, metric, value``.  ``kind`` is ``"model"``, ``"control"``,
+            ``"features"`` (a feature baseline) or ``"reference"`` (chance, majority, mean
+            predictor: no layer, ``<NA>``).
+        """
+        kinds = self.scores["source"].map({MODEL: "model", CONTROL: "control"}).fillna("features")
+        references = self.references.rename(columns={"name": "source"}).assign(kind="reference", layer=pd.NA,
+                                                                                layer_name=None)
+        out = pd.concat([self.scores.assign(kind=kinds), references], ignore_index=True)
+        out["layer"] = out["layer"].astype("Int64")
+        return out[["source", "kind", "layer", "layer_name", "seed", "fold", "metric", "value"]]
+
+    @classmethod
+    def concat(cls, parts: Sequence[ProbeResult], *, layer_names: Sequence[str] | None = None) -> ProbeResult:
+        """One result from runs of one probe on the same labels and folds over different layers.
+
+        Folds and control labels depend on the labels, groups and seeds only, never on the
+        features, so runs on layer subsets share them and their concatenation holds the rows a
+        single run over all those layers gives (the MLP probe excepted: its initialisation is
+        drawn for all layers at once).
+
+        Parameters
+        ----------
+        parts : sequence of ProbeResult
+            Layers follow in the order of ``parts``.
+        layer_names : sequence of str, optional
+            Names of all the layers, in order; default the parts' own.
+
+        Returns
+        -------
+        ProbeResult
+            Model and control-task scores and parameters of every part, layers renumbered
+            ``0 … layers-1``; references, folds and feature baselines (which do not depend on the
+            model's layers) of the first part.
+
+        Raises
+        ------
+        OptionError
+            No parts, a part that is not a ProbeResult, or ``layer_names`` of the wrong length.
+        AnalysisError
+            Parts from different runs (task, probe, CV, labels, samples, folds or sources
+            differ), or layer names repeated across parts (pass ``layer_names``).
+        """
+        parts = list(parts)
+        if not parts or not all(isinstance(part, ProbeResult) for part in parts):
+            raise OptionError("ProbeResult.concat needs a non-empty list of ProbeResults.")
+        first = parts[0]
+        for i, part in enumerate(parts[1:], start=1):
+            differ = [name for name in _RUN_FIELDS if getattr(part, name) != getattr(first, name)]
+            differ += [name for name in ("references", "folds") if not getattr(part, name).equals(getattr(first, name))]
+            differ += ["sources"] if part.sources != first.sources else []
+            if differ:
+                raise AnalysisError(f"parts[{i}] differs from parts[0] in {', '.join(differ)}: concat joins runs of "
+                                    "one probe on the same labels, groups, seeds and folds, over different layers.")
+        names = tuple(name for part in parts for name in part.layer_names)
+        if layer_names is not None:
+            if len(layer_names) != len(names):
+                raise OptionError(f"layer_names has {len(layer_names)} names for the parts' {len(names)} layers.")
+            names = tuple(str(name) for name in layer_names)
+        elif len(set(names)) < len(names):
+            raise AnalysisError(f"the parts' layer names {names} repeat; pass layer_names=[...] to tell them apart.")
+        offsets = np.cumsum([0] + [len(part.layer_names) for part in parts[:-1]])
+
+        def stack(attr: str) -> pd.DataFrame:
+            if getattr(first, attr).empty:  # a probe that chooses no hyper-parameters has no params rows
+                return getattr(first, attr)
+            frames = []
+            for source in (MODEL, CONTROL):
+                for offset, part in zip(offsets, parts):
+                    rows = getattr(part, attr)
+                    rows = rows[rows["source"] == source]
+                    frames.append(rows.assign(layer=rows["layer"] + offset,
+                                              layer_name=[names[i] for i in rows["layer"] + offset]))
+            baselines = getattr(first, attr)
+            frames.append(baselines[~baselines["source"].isin((MODEL, CONTROL))])
+            return pd.concat(frames, ignore_index=True)
+
+        return replace(first, scores=stack("scores"), params=stack("params"), layer_names=names)
+
+    def _headline(self) -> tuple[str, str]:
+        """The run in one line, and its best layer with the reference scores in another."""
         metric = self.primary_metric
         table = self.summary()
         best = table[table["metric"] == metric].sort_values("mean").iloc[-1]
         refs = self.references[self.references["metric"] == metric].groupby("name")["value"].mean()
         ref_text = ", ".join(f"{name} {value:.3f}" for name, value in refs.items())
-        return (f"ProbeResult({self.probe} probe, {self.task}, {len(self.layer_names)} layers, "
-                f"{self.n_samples} samples; {self.cv}\n"
-                f"  best layer {int(best['layer'])} ({best['layer_name']}): {metric} {best['mean']:.3f} "
-                f"[{best['ci_low']:.3f}, {best['ci_high']:.3f}]; {ref_text})")
+        return (f"{self.probe} probe, {self.task}, {len(self.layer_names)} layers, {self.n_samples} samples; "
+                f"{self.cv}",
+                f"best layer {int(best['layer'])} ({best['layer_name']}): {metric} {best['mean']:.3f} "
+                f"[{best['ci_low']:.3f}, {best['ci_high']:.3f}]; {ref_text}")
+
+    def __repr__(self) -> str:
+        run, best = self._headline()
+        return f"ProbeResult({run}\n  {best})"
+
+    def _repr_html_(self) -> str:
+        run, best = self._headline()
+        metric = self.primary_metric
+        table = self.summary()
+        table = table[table["metric"] == metric][["layer", "layer_name", "mean", "ci_low", "ci_high"]]
+        table = table.rename(columns={"mean": metric})
+        if CONTROL in self.sources:
+            table = table.merge(self.selectivity(metric)[["layer", "selectivity"]], on="layer")
+        return (f"<div><b>ProbeResult</b>: {html.escape(run)}<br>{html.escape(best)}</div>"
+                + table.to_html(index=False, float_format=lambda v: f"{v:.3f}"))

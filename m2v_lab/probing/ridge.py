@@ -23,20 +23,32 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from ..errors import AnalysisError
-from .device import resolve_device
-from .inputs import as_layers
+from ..devices import resolve_device
+from ..errors import AnalysisError, OptionError
+from ..stacks import layer_stack
+from .inputs import from_table
+from .options import check_inner_folds, positive_grid
+from .protocol import Probe, Tick, no_tick
 
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 6, 17).tolist())
 _EPS = float(np.finfo(np.float64).eps)
 _MEMORY = 2**30  # bytes of per-fold sums held at once; bounds how many layers are batched
 
 
-def _check_alphas(alphas) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
-        raise AnalysisError(f"alphas must be a non-empty list of positive numbers; got {alphas!r}.")
-    return np.sort(arr)
+def float64_device(device) -> torch.device:
+    """The torch device for ridge's float64 algebra: any that :func:`~m2v_lab.devices.resolve_device` gives but MPS.
+
+    Raises
+    ------
+    OptionError
+        ``device`` is (or, as None / ``"auto"``, chose) Apple's MPS, which has no float64.
+    """
+    dev = resolve_device(device)
+    if dev.type == "mps":
+        # float32 would lose the small eigenvalues the whole alpha path is read from: refuse rather than degrade
+        raise OptionError(f"device={device!r} runs on Apple's MPS, which has no float64, and ridge probes compute "
+                          "in float64: pass device='cpu' (one decomposition per layer and fold is quick there).")
+    return dev
 
 
 def _flat(T: torch.Tensor) -> torch.Tensor:
@@ -189,32 +201,36 @@ class RidgePath:
     predictions: np.ndarray
 
 
-def ridge_path(train, y_train, test, *, alphas=DEFAULT_ALPHAS, device=None) -> RidgePath:
+def ridge_path(train, y_train, test, *, alphas=DEFAULT_ALPHAS, device="cpu") -> RidgePath:
     """Standardise on ``train``, fit ridge at every alpha, predict ``test``: one decomposition per layer.
 
     Parameters
     ----------
-    train : array_like, shape (layers, n_train, dim) or (n_train, dim), or Features-like
-    y_train : array_like, shape (n_train,) or (n_train, targets)
-        Real-valued targets (one-hot or ±1 columns for classification).
-    test : array_like, shape (layers, n_test, dim) or (n_test, dim)
+    train : array_like, shape (layers, n_train, dim) or (n_train, dim), or Features
+    y_train : array_like, shape (n_train,) or (n_train, targets), or str
+        Real-valued targets (one-hot or ±1 columns for classification); a string names a
+        column of ``train.clip_table``.
+    test : array_like, shape (layers, n_test, dim) or (n_test, dim), or Features
     alphas : sequence of float > 0
-    device : None, "auto", "cpu", "cuda" or torch.device
+    device : "cpu", None, "auto", "cuda" or torch.device
+        Where the float64 algebra runs; None and ``"auto"`` take CUDA when there is a GPU
+        (Apple's MPS is refused: it has no float64).
 
     Returns
     -------
     RidgePath
     """
-    Xtr, _ = as_layers(train, name="train")
-    Xte, _ = as_layers(test, name="test")
+    Xtr, _ = layer_stack(train, name="train", allow_single_layer=True)
+    Xte, _ = layer_stack(test, name="test", allow_single_layer=True)
+    y_train = from_table(train, y_train, "y_train")
     if Xte.shape[0] != Xtr.shape[0] or Xte.shape[2] != Xtr.shape[2]:
         raise AnalysisError(f"test is shaped {Xte.shape} but train {Xtr.shape}: layers and dim must match.")
-    Y = np.asarray(y_train, dtype=np.float64)
+    Y = np.array(y_train, dtype=np.float64)  # a copy: torch warns on the read-only arrays pandas hands out
     if Y.ndim not in (1, 2) or len(Y) != Xtr.shape[1]:
         raise AnalysisError(f"y_train is shaped {Y.shape} but train has {Xtr.shape[1]} samples (axis 1).")
     Y = Y.reshape(len(Y), -1)
-    alphas = _check_alphas(alphas)
-    dev = resolve_device(device)
+    alphas = positive_grid(alphas, "alphas")
+    dev = float64_device(device)
     X, shift = _shifted(Xtr, dev)
     sums = _FoldSums(X, shift, torch.as_tensor(Y, device=dev), [torch.arange(X.shape[1], device=dev)])
     sol = sums.equations(()).path()
@@ -226,8 +242,8 @@ def ridge_path(train, y_train, test, *, alphas=DEFAULT_ALPHAS, device=None) -> R
 
 
 def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, alphas=DEFAULT_ALPHAS,
-             target_sets: list[slice] | None = None, scale_targets: bool = False,
-             device=None) -> tuple[np.ndarray, np.ndarray]:
+             target_sets: list[slice] | None = None, scale_targets: bool = False, device="cpu",
+             tick: Tick = no_tick) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold ridge predictions with alpha chosen by inner CV on the other folds.
 
     Parameters
@@ -244,7 +260,10 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, alphas=DEFAULT_
     scale_targets : bool
         Weigh the inner squared error of each column by 1 / its training variance
         (regression with targets on different scales).
-    device : None, "auto", "cpu", "cuda" or torch.device
+    device : "cpu", None, "auto", "cuda" or torch.device
+        As :func:`ridge_path`.
+    tick : callable
+        ``tick(n)`` after each outer fold's refit of ``n`` (layer, target set) pairs.
 
     Returns
     -------
@@ -253,13 +272,11 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, alphas=DEFAULT_
     chosen : ndarray, shape (layers, cv, sets)
         Chosen alpha per layer, fold and target set.
     """
-    alphas = _check_alphas(alphas)
+    alphas = positive_grid(alphas, "alphas")
     n_folds = int(folds.max()) + 1
-    if len(alphas) > 1 and n_folds < 3:
-        raise AnalysisError(f"cv={n_folds} leaves one training fold, too few to choose alpha inside it: use "
-                            "cv ≥ 3, or a single alpha.")
+    check_inner_folds(len(alphas), n_folds, "alpha")
     target_sets = target_sets or [slice(0, Y.shape[1])]
-    dev = resolve_device(device)
+    dev = float64_device(device)
     n_layers, n, dim = X.shape
     Yt = torch.as_tensor(Y, dtype=torch.float64, device=dev)
     blocks = [torch.as_tensor(np.flatnonzero(folds == k), device=dev) for k in range(n_folds)]
@@ -293,33 +310,54 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, alphas=DEFAULT_
             eq = sums.equations((k,))
             pred = eq.predict(Xc[:, blocks[k]], eq.solve(picked)) + eq.ybar
             decision[start:start + L, blocks[k].cpu().numpy()] = pred.cpu().numpy()
+            tick(L * len(target_sets))
     return decision, chosen
 
 
 @dataclass(frozen=True)
-class RidgeProbe:
+class RidgeProbe(Probe):
     """Linear ridge probe (RidgeClassifier-style ±1 targets for classes), alpha chosen per fold.
+
+    Every task; float64 torch on the CPU or CUDA (not on MPS, which has no float64).
 
     Parameters
     ----------
     alphas : sequence of float > 0
         Regularisation path; every alpha costs about as much as one.
+
+    Raises
+    ------
+    OptionError
+        ``alphas`` is empty or holds a number ≤ 0.
     """
 
     alphas: tuple = field(default=DEFAULT_ALPHAS)
     name = "ridge"
-    default_seeds = (0,)
+    tasks = frozenset({"multiclass", "multilabel", "regression"})
+
+    def __post_init__(self):
+        positive_grid(self.alphas, "alphas")
+
+    def check(self, *, task: str, cv: int) -> None:
+        super().check(task=task, cv=cv)
+        check_inner_folds(len(self.alphas), cv, "alpha")
+
+    def device_for(self, device) -> torch.device:
+        return float64_device(device)
 
     def inner_description(self) -> str:
         return (f"alpha chosen per layer and fold among {len(self.alphas)} values by inner CV on the other "
                 "folds (squared error)")
 
     def cross_validate(self, X: np.ndarray, targets: list[np.ndarray], folds: np.ndarray, *, task: str,
-                       seed: int, groups, device) -> list[tuple[np.ndarray, dict]]:
-        """Out-of-fold decisions (layers, n, k) and chosen ``{"alpha": (layers, cv)}`` per target set."""
+                       seed: int, groups, device, tick: Tick) -> list[tuple[np.ndarray, dict]]:
+        """Out-of-fold decisions (layers, n, k) and chosen ``{"alpha": (layers, cv)}`` per target set.
+
+        All target sets share each layer's decompositions; each gets its own alpha.
+        """
         coded = [2 * T - 1 if task != "regression" else T for T in targets]
         edges = np.cumsum([0] + [T.shape[1] for T in coded])
         sets = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
         decision, chosen = ridge_cv(X, np.hstack(coded), folds, alphas=self.alphas, target_sets=sets,
-                                    scale_targets=task == "regression", device=device)
+                                    scale_targets=task == "regression", device=device, tick=tick)
         return [(decision[..., cols], {"alpha": chosen[..., s]}) for s, cols in enumerate(sets)]

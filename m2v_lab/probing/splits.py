@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from ..errors import AnalysisError
 from .inputs import Labels, encode_groups, encode_labels
+from .options import whole_number
 
 
 def fold_ids(labels: Labels, groups: np.ndarray | None, *, cv: int, seed: int) -> np.ndarray:
@@ -22,8 +23,6 @@ def fold_ids(labels: Labels, groups: np.ndarray | None, *, cv: int, seed: int) -
     exactly one fold (StratifiedGroupKFold / GroupKFold, shuffled by ``seed``).
     """
     n = labels.n
-    if cv < 2:
-        raise AnalysisError(f"cv={cv}: cross-validation needs ≥ 2 folds.")
     if groups is None and n < cv:
         raise AnalysisError(f"{n} samples cannot fill cv={cv} folds; lower cv.")
     stratify = labels.codes if labels.task == "multiclass" else None
@@ -61,6 +60,7 @@ def make_folds(y, *, groups=None, cv: int = 5, seed: int = 0, task: str = "auto"
     -------
     ndarray, shape (n,), int
     """
+    cv = whole_number(cv, "cv", minimum=2)
     n = len(np.asarray(y))
     labels = encode_labels(y, n, task=task, cv=cv)
     codes = None if groups is None else encode_groups(groups, n, cv=cv)

@@ -14,14 +14,18 @@ import soundfile as sf
 from .. import audio
 from ..errors import FeaturesError
 from ..extract import extract
-from ..plot.clips import frame_features, spectrogram, waveform
-from ._rows import aligned_rows, label_choices
+from ..layers import layer_label
+from ..plot.clips import spectrogram, waveform
+from ..plot.features import frame_image
+from ._rows import aligned_rows, label_report
 from ._view import View, new_figure
-from .layers import LayerPicker, layer_text
+from .layers import LayerPicker
 
 __all__ = ["ClipBrowser", "wav_bytes"]
 
 ALL = "(all)"
+#: clip_table columns shown in the clip's description as they are, not as labels
+_NOT_DESCRIBED = ("path", "clip_id", "source_index", "source_part")
 
 
 def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
@@ -43,12 +47,15 @@ class ClipBrowser(View):
     Parameters
     ----------
     feats : Features
-        Pooled or frame-level features of the clips (from :func:`m2v_lab.extract`).
-    clips : DataFrame
-        The clip frame passed to ``extract`` (its label columns become filters).
+        Pooled or frame-level features of the clips (from :func:`m2v_lab.extract`); the clips'
+        rows come from ``feats.clip_table`` (audio from its ``path``, filters from its labels).
+    clips : DataFrame, optional
+        The frame passed to ``extract``, for label columns added to it since; default
+        ``feats.clip_table``.
     model : LoadedModel, optional
         The model that made ``feats``.  When ``feats`` is pooled and no ``frames`` are given, the
-        selected clip's frames are extracted with it on demand (the same settings as ``feats``).
+        selected clip's frames are extracted with it on demand, as ``extract(model, row,
+        like=feats, pool=None)`` (the settings ``feats`` were made with).
     frames : Features, optional
         Frame-level features (``pool=None``) of the same clips, used instead of extracting.
     cache_dir : path, bool or None
@@ -58,12 +65,25 @@ class ClipBrowser(View):
     max_levels : int
         Label columns with more distinct values than this get no filter.
 
+    Raises
+    ------
+    FeaturesError
+        ``model`` did not make ``feats``; ``frames`` are pooled or hold other layers; ``clips`` do
+        not hold the clips.
+    OptionError
+        ``layer`` is not a layer of ``feats``.
+
     Attributes
     ----------
     rows : DataFrame
         One row per clip of ``feats``, in feature order.
     filters : dict of str to ipywidgets.Dropdown
-        One per filterable label column; value ``"(all)"`` or a label (as text).
+        One per label column with 2 to ``max_levels`` distinct values; value ``"(all)"`` or a label
+        (as text).
+    left_out : dict of str to str
+        Label columns that got no filter, and why (``"one value"`` …).
+    notice : ipywidgets.HTML
+        Under the filters: ``left_out``, or what to do when no column can be a filter.
     clip_select : ipywidgets.Select
         The clips passing the filters; its value is the selected clip id.
     layer : LayerPicker
@@ -78,7 +98,7 @@ class ClipBrowser(View):
     frame_times : ndarray, shape (frames,)
     """
 
-    def __init__(self, feats, clips, *, model=None, frames=None, cache_dir=None, layer=-1, max_levels: int = 40):
+    def __init__(self, feats, clips=None, *, model=None, frames=None, cache_dir=None, layer=-1, max_levels: int = 40):
         self.feats, self.model, self.frame_feats, self.cache_dir = feats, model, frames, cache_dir
         self.rows = aligned_rows(feats, clips)
         self.sample_rate = int(feats.meta["sample_rate"])
@@ -87,7 +107,13 @@ class ClipBrowser(View):
                                 f"({feats.meta.get('model')!r}, another fingerprint): pass the model given to extract.")
         if frames is not None and frames.pooling is not None:
             raise FeaturesError("frames= must be frame-level features (extract with pool=None).")
-        self._texts = {c: self.rows[c].map(_text) for c in label_choices(self.rows, max_levels=max_levels)}
+        if frames is not None and frames.layer_names != feats.layer_names:
+            # the layer picked is a position in feats: it must be the same layer in frames
+            raise FeaturesError(f"frames= hold layers {list(frames.layer_names)}, feats {list(feats.layer_names)}: "
+                                "extract both with the same layers=.")
+        report = label_report(self.rows, max_levels=max_levels)
+        self.left_out = {column: why for column, why in report.items() if why is not None}
+        self._texts = {c: self.rows[c].map(_text) for c, why in report.items() if why is None}
         self._frame_cache: OrderedDict[str, tuple] = OrderedDict()
         self._relisting = False
         self.visible_clips: list[str] = []
@@ -102,6 +128,8 @@ class ClipBrowser(View):
             self.filters[column] = widgets.Dropdown(options=[ALL, *levels], value=ALL, description=column,
                                                     layout=widgets.Layout(width="230px"),
                                                     style={"description_width": "90px"})
+        self.notice = widgets.HTML(_notice(self._texts, self.left_out))
+        self.notice.add_class("m2v-clip-notice")
         self.count = widgets.Label()
         self.clip_select = widgets.Select(options=[], rows=9, layout=widgets.Layout(width="330px"))
         self.clip_select.add_class("m2v-clip-select")
@@ -117,7 +145,8 @@ class ClipBrowser(View):
                                      layout=widgets.Layout(grid_template_columns="repeat(3, 235px)"))
         side = widgets.VBox([self.count, self.clip_select])
         details = widgets.VBox([self.layer, self.player, self.info], layout=widgets.Layout(margin="0 0 0 12px"))
-        super().__init__([filter_box, widgets.HBox([side, details]), self.plot], css_class="m2v-clip-browser")
+        super().__init__([filter_box, self.notice, widgets.HBox([side, details]), self.plot],
+                         css_class="m2v-clip-browser")
 
         for control in self.filters.values():
             self.watch(control, "filtering clips", self._refilter)
@@ -189,7 +218,7 @@ class ClipBrowser(View):
         self.player.value = wav_bytes(self.wave, self.sample_rate)
         self.clip_frames, self.frame_times = self._frames_of(clip_id, k)
         labels = "".join(f"<tr><td><b>{html.escape(c)}</b></td><td>{html.escape(_text(row.iloc[0][c]))}</td></tr>"
-                         for c in self.rows.columns if c not in ("path", "clip_id") and _text(row.iloc[0][c]))
+                         for c in self.rows.columns if c not in _NOT_DESCRIBED and _text(row.iloc[0][c]))
         self.info.value = (f"<b>{html.escape(clip_id)}</b> · {self.wave.size / self.sample_rate:.2f} s"
                            f"<table style='font-size:12px'>{labels}</table>")
         self._draw()
@@ -203,11 +232,8 @@ class ClipBrowser(View):
         if self.model is None:
             return None, np.zeros(0)
         if clip_id not in self._frame_cache:
-            meta = self.feats.meta
-            one = extract(self.model, self.rows.iloc[[k]], pool=None, layers=list(self.feats.layer_indices),
-                          window=meta["window_seconds"], min_last=meta["min_last_seconds"],
-                          do_normalize=meta["do_normalize"], normalize_scope=meta["normalize_scope"],
-                          cache_dir=self.cache_dir, on_error="raise", progress=False)
+            one = extract(self.model, self.rows.iloc[[k]], like=self.feats, pool=None, cache_dir=self.cache_dir,
+                          on_error="raise", progress=False)
             self._frame_cache[clip_id] = (one.frames(0), one.frame_times(0))
             while len(self._frame_cache) > 8:
                 self._frame_cache.popitem(last=False)
@@ -218,7 +244,6 @@ class ClipBrowser(View):
         if self.selected_clip is None:
             return
         position = self.layer.selected_positions[0]
-        name = layer_text(self.layer.names[position], self.layer.indices[position])
         rows = 3 if self.clip_frames is not None else 2
         fig = new_figure(9, 1.6 + 1.9 * (rows - 1))
         axes = fig.subplots(rows, 1, sharex=True, height_ratios=[0.6] + [1] * (rows - 1))
@@ -226,13 +251,23 @@ class ClipBrowser(View):
         spectrogram(self.wave, self.sample_rate, ax=axes[1])
         if self.clip_frames is not None:
             untrained = "" if self.feats.meta.get("trained", True) else " (untrained)"
-            frame_features(self.clip_frames[position], self.frame_times, ax=axes[2],
-                           title=f"{self.feats.meta.get('model')}{untrained} · layer {name}")
+            frame_image(self.clip_frames[position], self.frame_times, ax=axes[2], colorbar=False,
+                        title=f"{self.feats.meta.get('model')}{untrained} · {layer_label(self.selected_layer)}")
         else:
             axes[1].set_title("frame features: pass model= or frame-level features to see a layer", fontsize=9)
         for ax in axes[:-1]:
             ax.set_xlabel("")
         self.show_figure(self.plot, fig, name="clip")
+
+
+def _notice(filtered: dict, left_out: dict) -> str:
+    """Which label columns got no filter and why; with no filter at all, what would give one."""
+    reasons = ", ".join(f"{column} ({why})" for column, why in left_out.items())
+    if filtered:
+        return f"<small>no filter for {html.escape(reasons)}</small>" if reasons else ""
+    found = f"label columns: {reasons}" if reasons else "feats.clip_table has no label columns"
+    return (f"<i>no filters ({html.escape(found)}): a filter needs a label column with two or more values; "
+            "extract from a DataFrame with label columns, or add one to feats.clip_table.</i>")
 
 
 def _level_key(text: str):

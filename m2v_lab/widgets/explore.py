@@ -1,4 +1,4 @@
-"""``explore(feats, clips)``: the three views in tabs, in one line."""
+"""``explore(feats)``: the three views in tabs, in one line."""
 
 from __future__ import annotations
 
@@ -36,16 +36,17 @@ class Explorer(widgets.Tab):
         return {name: view.last_error for name, view in views.items() if view.last_error is not None}
 
 
-def explore(feats, clips, *, model=None, frames=None, cache_dir=None, label=None, measure: str = "cka",
+def explore(feats, clips=None, *, model=None, frames=None, cache_dir=None, label=None, measure: str = "cka",
             probe: str = "ridge") -> Explorer:
     """Browse clips, the layer similarity map and per-layer probes of some features.
 
     Parameters
     ----------
     feats : Features
-        From :func:`m2v_lab.extract` (pooled, or frame-level).
-    clips : DataFrame
-        The clip frame passed to ``extract``.
+        From :func:`m2v_lab.extract` (pooled, or frame-level); labels come from ``feats.clip_table``.
+    clips : DataFrame, optional
+        The frame passed to ``extract``, for label columns added to it since; default
+        ``feats.clip_table``.
     model : LoadedModel, optional
         Lets the clip browser extract the frames of the clip it shows (when ``feats`` is pooled).
     frames : Features, optional
@@ -65,8 +66,10 @@ def explore(feats, clips, *, model=None, frames=None, cache_dir=None, label=None
 
     Examples
     --------
-    >>> m2v.widgets.explore(feats, clips, model=model)     # doctest: +SKIP
+    >>> m2v.widgets.explore(feats, model=model)     # doctest: +SKIP
     """
-    return Explorer(ClipBrowser(feats, clips, model=model, frames=frames, cache_dir=cache_dir),
-                    SimilarityExplorer(feats, clips, measure=measure, label=label),
-                    ProbeExplorer(feats, clips, label=label, probe=probe))
+    # given to every view explicitly: SimilarityExplorer colours by the frame it is given, else by nothing
+    rows = feats.clip_table if clips is None else clips
+    return Explorer(ClipBrowser(feats, rows, model=model, frames=frames, cache_dir=cache_dir),
+                    SimilarityExplorer(feats, rows, measure=measure, label=label),
+                    ProbeExplorer(feats, rows, label=label, probe=probe))

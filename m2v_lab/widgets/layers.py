@@ -1,4 +1,4 @@
-"""LayerPicker: one layer, a range of layers or any set of them, named as the model names them."""
+"""LayerPicker: one layer, a range of layers or any set of them, labelled as every figure labels them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 import traitlets
 
-from ..errors import FeaturesError
+from ..errors import OptionError
+from ..layers import layer_label, resolve_layers
 
-__all__ = ["LayerPicker", "layer_names_of", "layer_text"]
+__all__ = ["LayerPicker", "layer_names_of"]
 
 MODES = ("single", "range", "multiple")
 
@@ -29,13 +30,8 @@ def layer_names_of(layers) -> tuple[tuple[str, ...], tuple[int, ...]]:
         return tuple(layers.rows), tuple(range(len(layers.rows)))
     if isinstance(layers, Sequence) and not isinstance(layers, str) and all(isinstance(n, str) for n in layers):
         return tuple(layers), tuple(range(len(layers)))
-    raise FeaturesError(f"cannot read layer names from a {type(layers).__name__}: pass Features, a loaded "
-                        "model, a SimilarityResult or a list of layer names.")
-
-
-def layer_text(name: str, index: int) -> str:
-    """``"0 · pre-transformer"``, ``"6 · block_6"``: the model's index, then the name."""
-    return f"{index} · {'pre-transformer' if name == 'pre_transformer' else name}"
+    raise OptionError(f"cannot read layer names from a {type(layers).__name__}: pass Features, a loaded "
+                      "model, a SimilarityResult or a list of layer names.")
 
 
 class LayerPicker(widgets.HBox):
@@ -48,8 +44,14 @@ class LayerPicker(widgets.HBox):
     mode : {"single", "range", "multiple"}
     value : int, str, or a sequence of them, optional
         Initial choice, as positions among the held layers (negative counts from the end) or
-        names.  Default: the last layer (single), all layers (range, multiple).
+        names, resolved by :func:`m2v_lab.layers.resolve_layers`.  Default: the last layer
+        (single), all layers (range, multiple).
     description : str
+
+    Raises
+    ------
+    OptionError
+        An unknown mode, layer name or position, or ``layers`` that hold no layer names.
 
     Attributes
     ----------
@@ -63,10 +65,10 @@ class LayerPicker(widgets.HBox):
 
     def __init__(self, layers, *, mode: str = "single", value=None, description: str = "layer"):
         if mode not in MODES:
-            raise FeaturesError(f"mode={mode!r}: use one of {MODES}.")
+            raise OptionError(f"mode={mode!r}: use one of {MODES}.")
         self.names, self.indices = layer_names_of(layers)
         if not self.names:
-            raise FeaturesError("no layers to pick from.")
+            raise OptionError("no layers to pick from.")
         self.mode = mode
         last = len(self.names) - 1
         if value is not None:
@@ -83,7 +85,7 @@ class LayerPicker(widgets.HBox):
                                                   readout=False, style=style)
         else:
             self.control = widgets.SelectMultiple(
-                options=[(layer_text(n, i), p) for p, (n, i) in enumerate(zip(self.names, self.indices))],
+                options=[(layer_label(name), p) for p, name in enumerate(self.names)],
                 value=tuple(sorted(set(chosen))), rows=min(len(self.names), 7), description=description,
                 style=style)
         self.control.add_class("m2v-layer-control")
@@ -98,20 +100,9 @@ class LayerPicker(widgets.HBox):
         return f"LayerPicker({self.mode}: {', '.join(self.selected_layers) or 'none'})"
 
     def _positions(self, value) -> tuple[int, ...]:
-        items = [value] if isinstance(value, (int, str)) else list(value)
-        out = []
-        for item in items:
-            if isinstance(item, str):
-                if item not in self.names:
-                    raise FeaturesError(f"no layer {item!r}; layers are {list(self.names)}.")
-                out.append(self.names.index(item))
-            else:
-                if not -len(self.names) <= int(item) < len(self.names):
-                    raise FeaturesError(f"layer position {item} is out of range for {len(self.names)} layers.")
-                out.append(int(item) % len(self.names))
-        if not out:
-            raise FeaturesError("pick at least one layer.")
-        return tuple(out)
+        if value is None:  # resolve_layers reads None as every layer; a picker's value is always a choice
+            raise OptionError("value=None: pick a layer (a position or a name).")
+        return tuple(resolve_layers(self.names, value, option="value"))
 
     def _sync(self, _change=None):
         value = self.control.value
@@ -121,7 +112,7 @@ class LayerPicker(widgets.HBox):
             chosen = tuple(range(value[0], value[1] + 1))
         else:
             chosen = tuple(value)
-        texts = [layer_text(self.names[p], self.indices[p]) for p in chosen]
+        texts = [layer_label(self.names[p]) for p in chosen]
         if len(texts) == 1:
             self.readout.value = texts[0]
         elif self.mode == "range":

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from ..errors import FeaturesError
+from ..errors import FeaturesError, OptionError
+from ..layers import layer_label
 from ..plot.probing import layer_curve
-from ..probing import probe_layers
+from ..probing import ProbeResult, probe_layers
+from ..probing.core import PROBES
 from ._rows import aligned_rows, label_choices, pooled
 from ._view import View, new_figure
 from .layers import LayerPicker
 
 __all__ = ["ProbeExplorer", "merge_layer_results"]
 
-PROBE_NAMES = ("ridge", "logistic", "mlp")
-
 
 def merge_layer_results(parts, layer_names):
-    """One :class:`~m2v_lab.probing.ProbeResult` from runs of ``probe_layers`` on one layer each.
-
-    Folds and control labels depend on the labels, groups and seeds only, never on the
-    features, so the runs share them and the merged result holds the rows a single call over
-    all layers gives (the MLP probe excepted: its initialisation is drawn for all layers at
-    once).  ``layer`` becomes the position of each run in ``parts``.
-    """
-    def stack(attr):
-        return pd.concat([getattr(part, attr).assign(layer=position) for position, part in enumerate(parts)],
-                         ignore_index=True)
-
-    return dataclasses.replace(parts[0], scores=stack("scores"), params=stack("params"),
-                               layer_names=tuple(layer_names))
+    """``ProbeResult.concat(parts, layer_names=layer_names)``, under the name it had here before it moved there."""
+    return ProbeResult.concat(parts, layer_names=layer_names)
 
 
 class ProbeExplorer(View):
@@ -43,9 +31,10 @@ class ProbeExplorer(View):
     Parameters
     ----------
     feats : Features
-        Pooled features (frame-level ones are mean-pooled).
-    clips : DataFrame
-        The clip frame passed to ``extract``.
+        Pooled features (frame-level ones are mean-pooled); labels come from ``feats.clip_table``.
+    clips : DataFrame, optional
+        The frame passed to ``extract``, for label columns added to it since; default
+        ``feats.clip_table``.
     label : str, optional
         Initial label column; clips where it is missing are left out of a run.
     probe : {"ridge", "logistic", "mlp"}
@@ -66,7 +55,7 @@ class ProbeExplorer(View):
     control_task : ipywidgets.Checkbox
     button : ipywidgets.Button
     progress : ipywidgets.IntProgress
-        One step per layer.
+        Counts layers: it advances as ``probe_layers`` reports layers × folds done.
     result : ProbeResult or None
         The latest run.
     table : DataFrame
@@ -74,8 +63,11 @@ class ProbeExplorer(View):
         ``control`` columns saying which run it was.
     """
 
-    def __init__(self, feats, clips, *, label=None, probe: str = "ridge", groups: str | None = "group",
+    def __init__(self, feats, clips=None, *, label=None, probe: str = "ridge", groups: str | None = "group",
                  cv: int = 5, control_task: bool = False, run: bool = False):
+        # checked here: a Dropdown given a value outside its options raises a TraitError naming no choices
+        if probe not in PROBES:
+            raise OptionError(f"probe={probe!r}: use one of {tuple(PROBES)}.")
         self.feats = pooled(feats)
         self.rows = aligned_rows(self.feats, clips)
         if groups is not None and groups not in self.rows.columns:
@@ -92,7 +84,7 @@ class ProbeExplorer(View):
         self.table = pd.DataFrame()
         self.label = widgets.Dropdown(options=labels, value=label or labels[0], description="label",
                                       layout=widgets.Layout(width="260px"))
-        self.probe = widgets.Dropdown(options=PROBE_NAMES, value=probe, description="probe",
+        self.probe = widgets.Dropdown(options=tuple(PROBES), value=probe, description="probe",
                                       layout=widgets.Layout(width="200px"))
         self.cv = widgets.IntSlider(value=cv, min=2, max=10, description="folds", continuous_update=False,
                                     layout=widgets.Layout(width="260px"))
@@ -134,18 +126,18 @@ class ProbeExplorer(View):
     def _run(self):
         column, positions = self.label.value, self.layers.selected_positions
         keep = np.flatnonzero(self.rows[column].notna().to_numpy())
-        feats = self.feats.select(clips=keep)
+        names = [self.feats.layer_names[p] for p in positions]
+        feats = self.feats.select(clips=keep, layers=names)
         y = self.rows[column].iloc[keep].reset_index(drop=True)
         groups = self.rows[self.groups].iloc[keep].to_numpy() if self.groups else None
         self.progress.max, self.progress.value, self.progress.bar_style = len(positions), 0, "info"
         self.status.value = f"probing {len(positions)} layers for <b>{html.escape(column)}</b> ({len(keep)} clips)…"
-        names = [self.feats.layer_names[p] for p in positions]
-        parts = []
-        for name in names:
-            parts.append(probe_layers(feats.select(layers=[name]), y, groups=groups, probe=self.probe.value,
-                                      cv=self.cv.value, control_task=self.control_task.value))
-            self.progress.value += 1
-        self.result = merge_layer_results(parts, names)
+
+        def advance(done: int, total: int) -> None:
+            self.progress.value = done * len(positions) // total
+
+        self.result = probe_layers(feats, y, groups=groups, probe=self.probe.value, cv=self.cv.value,
+                                   control_task=self.control_task.value, progress=advance)
         summary = self.result.summary(source=None)
         settings = {"label": column, "probe": self.probe.value, "cv": self.cv.value,
                     "control": self.control_task.value}
@@ -154,7 +146,7 @@ class ProbeExplorer(View):
         best = self.result.best_layer()
         metric = self.result.primary_metric
         score = self.result.summary().query("metric == @metric and layer == @best")["mean"].iloc[0]
-        self.status.value = (f"best layer <b>{html.escape(self.result.layer_names[best])}</b>: {metric} "
+        self.status.value = (f"best layer <b>{html.escape(layer_label(self.result.layer_names[best]))}</b>: {metric} "
                              f"{score:.3f} · {html.escape(self.result.cv)}")
         fig = new_figure(8.5, 3.8)
         ax = layer_curve(self.result, ax=fig.add_subplot())

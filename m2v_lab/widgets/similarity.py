@@ -13,7 +13,8 @@ from ..similarity import MEASURES, layer_similarity
 from ..similarity._options import one_of
 from ._rows import aligned_rows, label_choices, pooled
 from ._view import View, new_figure
-from .layers import LayerPicker, layer_text
+from ..layers import layer_label
+from .layers import LayerPicker
 
 __all__ = ["SimilarityExplorer"]
 
@@ -60,7 +61,7 @@ class SimilarityExplorer(View):
     def __init__(self, feats, clips=None, *, result=None, measure: str = "cka", pair=None, label=None,
                  method: str = "pca"):
         self.feats = pooled(feats)
-        self.rows = aligned_rows(self.feats, clips) if clips is not None else None
+        self.rows = aligned_rows(self.feats, clips)
         if result is not None and tuple(result.rows) != tuple(self.feats.layer_names):
             raise FeaturesError(f"result is a map of layers {list(result.rows)}, but feats hold "
                                 f"{list(self.feats.layer_names)}: pass the result of layer_similarity(feats).")
@@ -71,7 +72,7 @@ class SimilarityExplorer(View):
         # Checked here: a Dropdown given a value outside its options raises a TraitError naming no choices.
         one_of("measure", measure, tuple(MEASURES))
         one_of("method", method, tuple(available_methods()))
-        labels = label_choices(self.rows) if self.rows is not None else []
+        labels = label_choices(self.rows)
         if label is not None and label not in labels:
             raise OptionError(f"label={label!r} is not a label column with 2+ values; choose from {labels}.")
         self.measure = widgets.Dropdown(options=list(MEASURES), value=measure, description="measure",
@@ -134,7 +135,7 @@ class SimilarityExplorer(View):
     def _projection(self, position: int):
         key = (position, self.method.value)
         if key not in self._projections:
-            name = layer_text(self.feats.layer_names[position], int(self.feats.layer_indices[position]))
+            name = layer_label(self.feats.layer_names[position])
             self._projections[key] = project(self.feats.pooled[position], method=self.method.value, name=name)
         return self._projections[key]
 

@@ -1,4 +1,4 @@
-"""similarity_heatmap: labels, fixed colour scale, title with estimator and n."""
+"""plot/similarity.py: similarity_heatmap's layer ticks, fixed colour scale, and title with estimator and n."""
 
 import matplotlib
 
@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from m2v_lab.plot.similarity import layer_label, similarity_heatmap  # noqa: E402
+from m2v_lab.plot.similarity import similarity_heatmap  # noqa: E402
 from m2v_lab.similarity import layer_similarity  # noqa: E402
 
 
@@ -28,12 +28,11 @@ def test_heatmap_draws_on_given_axes_with_fixed_scale_and_informative_title(resu
     plt.close(fig)
 
 
-def test_layer_zero_is_labelled_as_pre_transformer_state(result):
+def test_layers_are_ticked_as_layer_label_writes_them_with_zero_the_pre_transformer_state(result):
     ax = similarity_heatmap(result)
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["0 (pre-transformer)", "1", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0 (pre)", "1", "2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0 (pre)", "1", "2"]
     plt.close(ax.figure)
-    assert layer_label("encoder.layer.3") == "encoder.layer.3"
 
 
 def test_heatmap_scale_does_not_follow_the_data():
