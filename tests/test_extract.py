@@ -1,7 +1,6 @@
 """m2v_lab.extract: fidelity to the model card, batching without padding, pooling, failures."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 import torch

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 import m2v_lab as m2v
+from m2v_lab.probing import ProbeResult
 from m2v_lab.errors import FeaturesError, OptionError
 from m2v_lab.features import Features
 from m2v_lab.probing import probe_layers
 from m2v_lab.projection import project
 from m2v_lab.similarity import layer_similarity
 from m2v_lab.widgets import ClipBrowser, LayerPicker, ProbeExplorer, SimilarityExplorer, explore
-from m2v_lab.widgets.probing import merge_layer_results
 
 LAYERS, DIM, RATE, N_FRAMES = 13, 12, 16000, 149
 NAMES = ["pre_transformer"] + [f"block_{i}" for i in range(1, LAYERS)]
@@ -316,7 +316,7 @@ def test_layer_by_layer_runs_merge_into_the_single_call_result(feats, clips):
     y, groups = clips["subset"], clips["group"].to_numpy()
     names = ["block_1", "block_4", "block_9"]
     parts = [probe_layers(feats.select(layers=[n]), y, groups=groups, cv=3, control_task=True) for n in names]
-    merged = merge_layer_results(parts, names)
+    merged = ProbeResult.concat(parts, layer_names=names)
     whole = probe_layers(feats.select(layers=names), y, groups=groups, cv=3, control_task=True)
     for attr in ("scores", "params"):
         a, b = getattr(merged, attr), getattr(whole, attr)

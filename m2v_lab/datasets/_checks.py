@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 
 from .. import audio
-from ..errors import AudioError, OptionError
+from ..errors import AudioError
 
 
 def file_problem(path: str | os.PathLike) -> str | None:
@@ -65,22 +64,3 @@ def split_readable(paths, check_audio: bool) -> tuple[list, list[dict]]:
         else:
             bad.append({"path": str(p), "reason": reason})
     return good, bad
-
-
-def flag(option: str, value) -> bool:
-    """``value`` as a bool, or :class:`OptionError` naming ``option`` when it is not True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"{option}={value!r}: use True or False.")
-    return bool(value)
-
-
-def string_list(option: str, value) -> list[str]:
-    """One string or a sequence of strings as a non-empty list, or :class:`OptionError` naming ``option``."""
-    items = [value] if isinstance(value, str) else value
-    try:
-        items = list(items)
-    except TypeError:
-        items = []
-    if not items or not all(isinstance(v, str) and v for v in items):
-        raise OptionError(f"{option}={value!r}: give a non-empty string or a non-empty list of them.")
-    return items

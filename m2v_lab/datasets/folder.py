@@ -9,7 +9,8 @@ import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DatasetError, OptionError
-from ._checks import flag, split_readable, string_list
+from ..options import flag, string_list
+from ._checks import split_readable
 from .frame import REPORT_LINES, entry_lines, is_missing, report, shortlist, validate_frame
 
 __all__ = ["from_folder"]

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DatasetError, OptionError
-from ._checks import flag, split_readable, string_list
+from ..options import flag, string_list
+from ._checks import split_readable
 from .frame import is_missing, report, shortlist, validate_frame
 
 __all__ = ["GTZAN_GENRES", "NSYNTH_QUALITIES", "gtzan", "nsynth", "magnatagatune"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetError, OptionError
-from ._checks import string_list
+from ..options import string_list
 from .frame import shortlist, validate_frame
 
 __all__ = ["TEACHING_SUBSETS", "teaching_set"]

@@ -20,7 +20,8 @@ from .inputs import Labels, encode_clips, encode_groups, encode_labels, from_tab
 from .logistic import LogisticProbe
 from .metrics import aggregate, first_of_clip, reference_scores, score
 from .mlp import MLPProbe
-from .options import seed_list, whole_number
+from ..options import whole_number
+from .options import seed_list
 from .protocol import Probe, Tick, no_tick
 from .result import CONTROL, MODEL, ProbeResult
 from .ridge import RidgeProbe
@@ -134,7 +135,7 @@ def prepare(features, y, *, groups, task: str, cv: int, clip_ids) -> Prepared:
 
     Strings among ``y``, ``groups`` and ``clip_ids`` name columns of ``features.clip_table``.
     """
-    cv = whole_number(cv, "cv", minimum=2)
+    cv = whole_number("cv", cv, minimum=2)
     X, layer_names = layer_stack(features, allow_single_layer=True)
     y, groups, clip_ids = (from_table(features, value, what)
                            for value, what in ((y, "y"), (groups, "groups"), (clip_ids, "clip_ids")))

@@ -19,7 +19,8 @@ from ..errors import AnalysisError, OptionError
 from .core import param_rows, prepare, probe_layers, score_rows
 from .metrics import fold_interval
 from .mlp import BatchedHead, MLPProbe
-from .options import real_number, seed_list
+from ..options import real_number
+from .options import seed_list
 from .protocol import no_tick
 from .result import MODEL
 from .splits import fold_ids
@@ -125,7 +126,7 @@ class LayerSumProbe:
         self.max_epochs, self.patience, self.val_fraction = max_epochs, patience, val_fraction
         self.compare, self.device = compare, device
         if weights_lr is not None:
-            real_number(weights_lr, "weights_lr", low=0)
+            real_number("weights_lr", weights_lr, low=0)
         self._head_probe()  # checks the head's settings now rather than at fit time
 
     def _head_probe(self) -> MLPProbe:

@@ -16,7 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from .options import check_inner_folds, positive_grid, whole_number
+from ..options import whole_number
+from .options import check_inner_folds, positive_grid
 from .protocol import Probe, Tick
 
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7).tolist())
@@ -88,7 +89,7 @@ class LogisticProbe(Probe):
 
     def __post_init__(self):
         positive_grid(self.Cs, "Cs")
-        whole_number(self.max_iter, "max_iter", minimum=1)
+        whole_number("max_iter", self.max_iter, minimum=1)
 
     def check(self, *, task: str, cv: int) -> None:
         super().check(task=task, cv=cv)

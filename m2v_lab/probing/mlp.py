@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AnalysisError
-from .options import real_number, whole_number
+from ..options import real_number, whole_number
 from .protocol import Probe, Tick
 
 _VAL_CHUNK = 1024
@@ -245,13 +245,13 @@ class MLPProbe(Probe):
     default_seeds = (0, 1, 2)
 
     def __post_init__(self):
-        whole_number(self.hidden, "hidden", minimum=0)
+        whole_number("hidden", self.hidden, minimum=0)
         for option in ("batch_size", "max_epochs", "patience"):
-            whole_number(getattr(self, option), option, minimum=1)
-        real_number(self.dropout, "dropout", low=0, high=1, low_ok=True)
-        real_number(self.lr, "lr", low=0)
-        real_number(self.val_fraction, "val_fraction", low=0, high=1)
-        real_number(self.weight_decay, "weight_decay", low=0, low_ok=True)
+            whole_number(option, getattr(self, option), minimum=1)
+        real_number("dropout", self.dropout, low=0, high=1, low_ok=True)
+        real_number("lr", self.lr, low=0)
+        real_number("val_fraction", self.val_fraction, low=0, high=1)
+        real_number("weight_decay", self.weight_decay, low=0, low_ok=True)
 
     def inner_description(self) -> str:
         return (f"early stopping on a grouped {self.val_fraction:.0%} validation split of each training fold "

@@ -1,28 +1,12 @@
-"""Checks of probing option values, before any work: each raises OptionError naming the option and what it takes."""
+"""Checks of option values only probes have (the shared ones are in :mod:`m2v_lab.options`)."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from ..errors import OptionError
-
-
-def whole_number(value, option: str, *, minimum: int) -> int:
-    """``value`` as an int if it is a whole number ≥ ``minimum`` (a bool is a mistake, not a 1)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptionError(f"{option}={value!r}: give a whole number ≥ {minimum}.")
-    return int(value)
-
-
-def real_number(value, option: str, *, low: float, high: float = math.inf, low_ok: bool = False) -> float:
-    """``value`` as a float if it lies in ``(low, high)`` (``[low, high)`` with ``low_ok``)."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if not number or not ((low <= value) if low_ok else (low < value)) or not value < high:
-        bounds = f"{'[' if low_ok else '('}{low:g}, {high:g})"
-        raise OptionError(f"{option}={value!r}: give a number in {bounds}.")
-    return float(value)
+from ..options import whole_number
 
 
 def positive_grid(values, option: str) -> np.ndarray:
@@ -48,4 +32,4 @@ def seed_list(seeds, default: tuple[int, ...]) -> tuple[int, ...]:
     listed = default if seeds is None else [seeds] if np.isscalar(seeds) else list(seeds)
     if not listed:
         raise OptionError("seeds is empty: give at least one seed (e.g. seeds=(0,)).")
-    return tuple(whole_number(s, "seeds", minimum=0) for s in listed)
+    return tuple(whole_number("seeds", s, minimum=0) for s in listed)

@@ -13,7 +13,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from ..errors import AnalysisError
 from .inputs import Labels, encode_groups, encode_labels
-from .options import whole_number
+from ..options import whole_number
 
 
 def fold_ids(labels: Labels, groups: np.ndarray | None, *, cv: int, seed: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def make_folds(y, *, groups=None, cv: int = 5, seed: int = 0, task: str = "auto"
     -------
     ndarray, shape (n,), int
     """
-    cv = whole_number(cv, "cv", minimum=2)
+    cv = whole_number("cv", cv, minimum=2)
     n = len(np.asarray(y))
     labels = encode_labels(y, n, task=task, cv=cv)
     codes = None if groups is None else encode_groups(groups, n, cv=cv)

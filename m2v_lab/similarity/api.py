@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ._inputs import as_stacks, warn_constant
-from ._options import one_of
+from ..options import one_of
 from .cka import CkaOptions, cka_layers
 from .measures import mutual_knn_layers, procrustes_layers, pwcca_layers, rsa_layers, svcca_layers
 from .result import SimilarityResult

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import AnalysisError, OptionError
 from ._backend import get_backend
 from ._inputs import ChunkPairs, Stack, as_stacks, constant_layers, is_stream, warn_constant
-from ._options import flag, one_of, real, whole
+from ..options import flag, one_of, real_number, whole_number
 from .hsic import FeatureMoments, gram_stats, hsic, rbf_hsic
 from .result import SimilarityResult
 
@@ -48,7 +48,7 @@ class CkaOptions:
         one_of("kernel", self.kernel, ("linear", "rbf"))
         one_of("method", self.method, _METHODS)
         if self.sigma is not None:  # whatever the kernel: a loop over kernels may pass one sigma to all
-            real("sigma", self.sigma, low=0, hint=" (a fraction of the median distance, e.g. 0.5)")
+            real_number("sigma", self.sigma, low=0, hint=" (a fraction of the median distance, e.g. 0.5)")
         if self.kernel == "rbf" and self.method not in ("auto", "gram"):
             raise OptionError(f"kernel='rbf' is computed in Gram space only; use method='gram' (not "
                               f"{self.method!r}).")
@@ -62,7 +62,7 @@ class CkaOptions:
                 "depends on the batch size. Use debiased=True, or another method for biased CKA."
             )
         if self.batch_size is not None:
-            whole("batch_size", self.batch_size, minimum=4)
+            whole_number("batch_size", self.batch_size, minimum=4)
 
     @property
     def fraction(self) -> float:

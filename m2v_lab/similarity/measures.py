@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import AnalysisError, OptionError
 from ._inputs import Stack, constant_layers
-from ._options import one_of, whole
+from ..options import one_of, whole_number
 
 __all__ = ["rsa_layers", "procrustes_layers", "svcca_layers", "pwcca_layers", "mutual_knn_layers"]
 
@@ -286,7 +286,7 @@ def mutual_knn_layers(sa: Stack, sb: Stack | None, *, k: int = 10, metric: str =
     """
     one_of("metric", metric, ("euclidean", "cosine"))
     n = sa.n
-    k = whole("k", k, minimum=1, below=n - 1, why=f" (n - 1 for these n = {n} samples)")
+    k = whole_number("k", k, minimum=1, below=n - 1, why=f" (n - 1 for these n = {n} samples)")
     (Sa, bad_a), (Sb, bad_b) = _per_side(sa, sb, lambda s: _neighbour_codes(s, k, metric))
     values = (Sa @ Sb.T).toarray() / (n * k)
     return values, bad_a, bad_b, f"k={k}", "gram", {"k": k, "metric": metric, "chance": k / (n - 1)}

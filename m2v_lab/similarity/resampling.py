@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import AnalysisError, OptionError
 from ._inputs import as_stacks
-from ._options import one_of, random_generator, real, whole
+from ..options import one_of, random_generator, real_number, whole_number
 from .api import layer_similarity
 from .result import SimilarityResult
 
@@ -137,10 +137,10 @@ def similarity_ci(
     which grows as samples are removed: prefer the debiased estimator.
     """
     one_of("scheme", scheme, ("subsample", "jackknife"))
-    n_resamples = whole("n_resamples", n_resamples, minimum=2)
-    fraction = real("fraction", fraction, low=0, high=1, hint=" (the share of groups each draw keeps)")
-    n_blocks = whole("n_blocks", n_blocks, minimum=2)
-    level = real("level", level, low=0, high=1, hint=" (the coverage, e.g. 0.95)")
+    n_resamples = whole_number("n_resamples", n_resamples, minimum=2)
+    fraction = real_number("fraction", fraction, low=0, high=1, hint=" (the share of groups each draw keeps)")
+    n_blocks = whole_number("n_blocks", n_blocks, minimum=2)
+    level = real_number("level", level, low=0, high=1, hint=" (the coverage, e.g. 0.95)")
     rng = random_generator(seed)
     sa, sb, codes, pairing = _inputs(A, B, groups, similarity_options)
     n_groups = int(codes.max()) + 1
@@ -230,7 +230,7 @@ def permutation_test(
     OptionError, AnalysisError
         As for :func:`similarity_ci`; unequal group sizes are an AnalysisError.
     """
-    n_permutations = whole("n_permutations", n_permutations, minimum=1)
+    n_permutations = whole_number("n_permutations", n_permutations, minimum=1)
     rng = random_generator(seed)
     sa, sb, codes, pairing = _inputs(A, B, groups, similarity_options)
     other = sa if sb is None else sb

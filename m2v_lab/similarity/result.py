@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import OptionError
-from ._options import one_of
+from ..options import one_of
 
 __all__ = ["SimilarityResult"]
 

@@ -11,18 +11,13 @@ import pandas as pd
 from ..errors import FeaturesError, OptionError
 from ..layers import layer_label
 from ..plot.probing import layer_curve
-from ..probing import ProbeResult, probe_layers
+from ..probing import probe_layers
 from ..probing.core import PROBES
 from ._rows import aligned_rows, label_choices, pooled
 from ._view import View, new_figure
 from .layers import LayerPicker
 
-__all__ = ["ProbeExplorer", "merge_layer_results"]
-
-
-def merge_layer_results(parts, layer_names):
-    """``ProbeResult.concat(parts, layer_names=layer_names)``, under the name it had here before it moved there."""
-    return ProbeResult.concat(parts, layer_names=layer_names)
+__all__ = ["ProbeExplorer"]
 
 
 class ProbeExplorer(View):

@@ -10,7 +10,7 @@ from ..plot.projection import projection_scatter
 from ..plot.similarity import similarity_heatmap
 from ..projection import available_methods, project
 from ..similarity import MEASURES, layer_similarity
-from ..similarity._options import one_of
+from ..options import one_of
 from ._rows import aligned_rows, label_choices, pooled
 from ._view import View, new_figure
 from ..layers import layer_label
