@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,8 +180,8 @@ def test_folder_without_weights_raises_model_error_and_the_fallback_still_works(
     tiny.module.config.save_pretrained(tmp_path)
     with pytest.raises(m2v.ModelError, match=r"loading the model .* failed.*model.safetensors"):
         m2v.load_model(tmp_path)
-    with pytest.warns(UserWarning):
-        assert m2v.load_model_with_fallback(str(tmp_path)).name == "tiny-music2vec"
+    assert m2v.load_model_with_fallback(str(tmp_path)).name == "tiny-music2vec"
+    assert "Using 'tiny-music2vec' instead" in capsys.readouterr().out
 
 
 def test_half_precision_is_refused_on_cpu():
@@ -203,10 +204,12 @@ def test_tiny_models_are_deterministic_and_labelled_untrained(tiny):
 
 def test_fallback_loads_the_offline_model_loudly(capsys, monkeypatch):
     monkeypatch.setenv("M2V_LAB_MODEL", "m-a-p/music2vec-v1")
-    with pytest.warns(UserWarning, match="tiny-music2vec"):
-        model = m2v.load_model_with_fallback()
+    model = m2v.load_model_with_fallback()
     assert model.name == "tiny-music2vec"
-    assert "FALLING BACK" in capsys.readouterr().out
+    banner = capsys.readouterr().out
+    assert "cannot load 'm-a-p/music2vec-v1'" in banner and "UNTRAINED" in banner and "tiny-music2vec" in banner
+    assert len(banner.splitlines()) == 2 and "/" + "tmp" not in banner and str(Path.home()) not in banner
+    assert "hf download" in model.facts["fallback"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -363,12 +362,13 @@ def load_model_with_fallback(name: str | None = None, *, fallback: str = OFFLINE
     try:
         return load_model(name, **kwargs)
     except ModelError as exc:
-        banner = "!" * 78
-        message = (f"{banner}\nCould not load {name!r}:\n  {exc}\nFALLING BACK to {fallback!r}: RANDOM "
-                   f"WEIGHTS, UNTRAINED. Results below show the architecture, not what {name} learned.\n"
-                   f"{banner}")
-        print(message)
-        warnings.warn(f"using {fallback!r} instead of {name!r}: {exc}", stacklevel=2)
         kwargs.pop("trust_remote_code", None)
         kwargs.pop("revision", None)
-        return load_model(fallback, **kwargs)
+        model = load_model(fallback, **kwargs)
+        # one short banner without local paths (notebook outputs are shared); the full reason is kept
+        model.facts["fallback"] = f"{name} could not be loaded: {exc}"
+        why = str(exc).split(". ")[0]
+        learned = ("trained offline model" if model.trained else
+                   "RANDOM WEIGHTS, UNTRAINED: the figures show the architecture, not learning")
+        print(f"m2v_lab: {why}.\n  Using {fallback!r} instead ({learned}). Full reason: model.facts['fallback'].")
+        return model
