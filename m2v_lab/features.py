@@ -205,10 +205,13 @@ class Features:
         failed = f", {len(self.failed)} failed (<code>feats.failed</code>)" if self.failed else ""
         layers = self.layer_names if self.num_layers <= 4 else (*self.layer_names[:2], "…", self.layer_names[-1])
         more = len(self) - 5
+        shown = self.clip_table.head(5)
+        if "path" in shown.columns:  # a glance needs the file, not this machine's folders
+            shown = shown.assign(path=[os.path.basename(str(p)) for p in shown["path"]])
         return (f"<div><b>Features</b> of <code>{html.escape(str(self.meta.get('model')))}</code>{untrained}: "
                 f"{self.num_layers} layers × {len(self)} clips × {self.dim} dims, {kind}{failed}<br>"
                 f"layers: {html.escape(', '.join(layers))}</div>"
-                f"{self.clip_table.head(5).to_html(max_cols=12)}"
+                f"{shown.to_html(max_cols=12)}"
                 + (f"<div>… {more} more clips (<code>feats.clip_table</code>)</div>" if more > 0 else ""))
 
     # -- data ---------------------------------------------------------------------

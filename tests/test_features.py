@@ -374,3 +374,11 @@ def test_extract_of_a_concatenated_frame_with_a_missing_file_keeps_every_label(t
     assert feats.align(frame)["label"].tolist() == ["x", "z", "w"]
     assert feats.where(label=["z", "w"]).clips == [p + "#1", q]
     assert list(feats.failed) == [str(tmp_path / "gone.wav")]
+
+
+def test_repr_html_shows_file_names_not_this_machines_folders():
+    feats = m2v.Features(layer_names=["a"], layer_indices=[0], clips=["x"], source_index=[0], meta={"hidden_size": 2},
+                         pooled=np.zeros((1, 1, 2), np.float32),
+                         clip_table=pd.DataFrame({"path": ["/home/someone/music/song.flac"]}))
+    page = feats._repr_html_()
+    assert "song.flac" in page and "/home/someone" not in page
