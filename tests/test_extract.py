@@ -295,3 +295,18 @@ def test_clip_table_of_paths_and_arrays_says_where_each_extracted_clip_came_from
     table = feats.clip_table
     assert table["source_index"].tolist() == [0, 2] and table["clip_id"].tolist() == feats.clips
     assert table["path"].tolist() == [str(clips[0]), "array (16000 samples at 16000 Hz)"]
+
+
+def test_decoding_runs_in_series_on_the_cpu_by_default_and_in_a_thread_when_asked(tiny, write_audio, monkeypatch):
+    asked = []
+    original = m2v.audio.prefetch_windows
+
+    def spy(sources, **kw):
+        asked.append(kw["workers"])
+        return original(sources, **kw)
+
+    monkeypatch.setattr(m2v.audio, "prefetch_windows", spy)
+    path = write_audio("a.wav", 1.0)
+    m2v.extract(tiny, [path], progress=False)
+    m2v.extract(tiny, [path], decode_workers=2, progress=False)
+    assert asked == [0, 2]

@@ -1,0 +1,57 @@
+"""m2v_lab.pretrain.evaluate: the generalising probes on a few synthetic notes, and the verdict's arithmetic."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from m2v_lab import pretrain as pt
+from m2v_lab.pretrain import evaluate as ev
+from m2v_lab.pretrain import synth
+
+pytest.importorskip("tinysoundfont")
+
+
+def test_note_tables_of_the_two_splits_are_disjoint_and_seeded():
+    assert not set(synth.TEST_PROGRAMS) & set(synth.VALIDATION_PROGRAMS)
+    a = synth.note_table(synth.TEST_PROGRAMS, seed=ev.SPLIT_SEEDS["test"])
+    assert len(a) == 12 * 48 and a.groupby("octave").size().tolist() == [144] * 4
+    assert a.equals(synth.note_table(synth.TEST_PROGRAMS, seed=ev.SPLIT_SEEDS["test"]))
+    assert not a["velocity"].equals(synth.note_table(synth.TEST_PROGRAMS, seed=1)["velocity"])
+
+
+def test_probe_suite_gives_a_tidy_frame_per_model_probe_and_layer(one_torch_thread):
+    table = synth.note_table((0, 40, 73), seed=5, pitches=(48, 72), seconds=0.8)
+    model = pt.build_model(pt.mini_config(hidden_size=32, num_layers=2, num_heads=2, conv_dim=16), seed=0)
+    res = ev.probe_suite(model, table=table, n_twins=1)
+    assert set(res["model"]) == {"music2vec-mini", "random twin 1", "mfcc+chroma", "mfcc", "chroma"}
+    assert set(res["probe"]) == set(ev.PROBES)
+    assert len(res[res["model"] == "music2vec-mini"]) == 3 * 3  # probes x (pre_transformer, block_1, block_2)
+    assert res["accuracy"].between(0, 1).all()
+    octave = res[(res["model"] == "chroma") & (res["probe"] == "octave_pitch_class")]["accuracy"].item()
+    assert octave > 0.8  # chroma is octave-invariant by construction
+    assert {"trained", "best_twin", "chroma"} <= set(ev.summarize(res).columns)
+
+
+def test_verdict_compares_with_the_best_twin_at_any_layer():
+    rows = []
+    for layer, (timbre, control, octave) in enumerate([(0.60, 0.99, 0.05), (0.75, 0.90, 0.25), (0.80, 0.70, 0.1)]):
+        for probe, acc in (("timbre_across_pitch", timbre), ("pitch_class_across_timbre", control),
+                           ("octave_pitch_class", octave)):
+            rows.append({"kind": "trained", "layer": layer, "probe": probe, "accuracy": acc})
+            rows.append({"kind": "random", "layer": layer, "probe": probe, "accuracy": {0: 0.62, 1: 0.64, 2: 0.6}[layer]
+                         if probe == "timbre_across_pitch" else 0.98})
+    v = ev.verdict(pd.DataFrame(rows))
+    assert v["must_met"] and v["must_layers"] == [1]  # layer 2 has the timbre but not the control
+    assert v["timbre_best_twin"] == 0.64 and v["aim_met"] and v["octave_best"] == 0.25
+    assert np.isclose(v["control_at_timbre_best"], 0.70)
+
+
+def test_teaching_folds_never_hold_out_a_whole_class():
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    import m2v_lab as m2v
+
+    chords = m2v.datasets.teaching_set("chords")
+    y, groups = chords["chord_quality"].to_numpy(), chords["group"].to_numpy()
+    for train, test in StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(y, y, groups):
+        assert set(y[test]) <= set(y[train]) and not set(groups[test]) & set(groups[train])
