@@ -53,3 +53,26 @@ def test_heatmap_leaves_nan_cells_blank():
     assert texts == ["1.00"]  # the NaN cells stay unlabelled
     assert "RSA" in ax.get_title()
     plt.close(ax.figure)
+
+
+def test_mask_nonsignificant_blanks_cells_above_the_level_and_leaves_them_unannotated():
+    from m2v_lab.similarity import permutation_test
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 4))
+    A = np.stack([x, x + 0.5 * rng.standard_normal((40, 4)), rng.standard_normal((40, 4))])
+    res = permutation_test(A, n_permutations=19)
+    hidden = res.p_adjusted > 0.05  # the unrelated layer 2; NaN on the diagonal: not tested, drawn
+    assert hidden.sum() == 4 and not hidden[0, 1]
+    ax = similarity_heatmap(res, mask_nonsignificant=0.05, annotate=True)
+    np.testing.assert_array_equal(~ax.images[1].get_array().mask, hidden)
+    assert len(ax.texts) == 9 - 4 and "blank: FWER-adjusted p > 0.05" in ax.get_title()
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("level,match", [(0.05, "needs p-values"), (5, "mask_nonsignificant=5")])
+def test_mask_nonsignificant_needs_p_values_and_a_level(result, level, match):
+    from m2v_lab.errors import OptionError
+
+    with pytest.raises(OptionError, match=match):
+        similarity_heatmap(result, mask_nonsignificant=level)

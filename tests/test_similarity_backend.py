@@ -93,3 +93,35 @@ def test_cuda_request_without_cuda_raises_option_error(rng):
 def test_a_device_that_is_not_one_raises_option_error(rng, device):
     with pytest.raises(OptionError, match="device="):
         layer_similarity(layered(rng), device=device)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("measure,kw", [("procrustes", {}), ("svcca", {}), ("svcca", {"n_components": 2}),
+                                        ("pwcca", {})])  # fmt: skip
+def test_svd_measures_run_in_torch_linalg_and_equal_numpy(rng, device, measure, kw):
+    A = layered(rng, layers=3, n=60, dim=5, offset=10.0, dtype=np.float32)
+    B = layered(rng, layers=2, n=60, dim=7) + A[0, :, :1]
+    for other in (None, B):
+        th = layer_similarity(A, other, measure=measure, device=device, **kw)
+        np.testing.assert_allclose(th.values, layer_similarity(A, other, measure=measure, **kw).values, atol=1e-10)
+        assert th.details["backend"] == f"torch:{device}"
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_mixed_precision_grams_in_torch_equal_numpy(rng, device):
+    A = layered(rng, layers=3, n=48, dim=5, offset=1e3, dtype=np.float32)
+    got = layer_similarity(A, method="gram", device=device)
+    assert got.details["precision"] == "mixed"
+    np.testing.assert_allclose(got.values, layer_similarity(A, method="gram").values, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("measure,kw", [("cka", {}), ("cka", {"kernel": "rbf"}), ("procrustes", {})])
+def test_permutation_null_in_torch_equals_numpy(rng, device, measure, kw):
+    from m2v_lab.similarity import permutation_test
+
+    A = layered(rng, layers=3, n=40, dim=5)
+    B = layered(rng, layers=2, n=40, dim=7) + A[0, :, :1]
+    th = permutation_test(A, B, n_permutations=9, measure=measure, device=device, **kw)
+    np_ = permutation_test(A, B, n_permutations=9, measure=measure, **kw)
+    np.testing.assert_allclose(th.replicates, np_.replicates, rtol=0, atol=1e-10)

@@ -106,13 +106,38 @@ def test_pair_cka_matches_reference_formulas(rng, kernel, threshold, debiased):
     assert got == pytest.approx(ref_cka(X, Y, kernel=kernel, debiased=debiased, threshold=threshold), abs=1e-10)
 
 
-@pytest.mark.parametrize("method", ["gram", "feature"])
+@pytest.mark.parametrize("method,precision,tol", [("gram", "float64", 1e-12), ("gram", "mixed", 1e-7),
+                                                  ("feature", "mixed", 1e-12)])  # fmt: skip
 @pytest.mark.parametrize("debiased", [False, True])
-def test_all_pairs_match_reference_per_pair_across_models(rng, method, debiased):
+def test_all_pairs_match_reference_per_pair_across_models(rng, method, precision, tol, debiased):
+    # feature space is float64 whatever precision says; mixed Gram space is within its error
     A = layered(rng, layers=3, n=50, dim=6)
     B = layered(rng, layers=4, n=50, dim=9) + A[0, :, :1]  # related, other shape
-    res = layer_similarity(A, B, method=method, debiased=debiased)
-    np.testing.assert_allclose(res.values, ref_matrix(A, B, debiased=debiased), atol=1e-10)
+    res = layer_similarity(A, B, method=method, debiased=debiased, precision=precision)
+    np.testing.assert_allclose(res.values, ref_matrix(A, B, debiased=debiased), rtol=0, atol=tol)
+
+
+def transformer_like(rng, layers=4, n=300, dim=64):
+    """A residual stream with a large common offset and three loud dimensions, plus one unrelated layer."""
+    x = rng.standard_normal((n, dim))
+    out = []
+    for _ in range(layers - 1):
+        x = x + 0.5 * rng.standard_normal((n, dim))
+        out.append(x + 50.0 * rng.standard_normal(dim) ** 2)
+    out.append(rng.standard_normal((n, dim)))
+    data = np.stack(out).astype(np.float32)
+    data[:, :, :3] *= 60.0
+    return data
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_mixed_precision_default_stays_within_1e7_of_float64(rng, debiased):
+    A = transformer_like(rng)
+    mixed = layer_similarity(A, method="gram", debiased=debiased)
+    exact = layer_similarity(A, method="gram", debiased=debiased, precision="float64")
+    assert mixed.details["precision"] == "mixed" and exact.details["precision"] == "float64"
+    np.testing.assert_allclose(mixed.values, exact.values, rtol=0, atol=1e-7)  # 1e-9 to 3e-9 measured
+    assert abs(mixed.values[0, -1]) < 0.05  # near-zero debiased values keep their sign and size
 
 
 def test_all_pairs_rbf_matches_reference(rng):
@@ -306,6 +331,8 @@ def test_no_warning_for_ordinary_data(rng):
         ({"method": "minibatch", "batch_size": 25.0}, "batch_size=25.0"),
         ({"method": "minibatch", "batch_size": 20, "debiased": False}, "debiased"),
         ({"batch_size": 10}, "batch_size is for"),
+        ({"precision": "float32"}, "precision='float32'"),
+        ({"precision": None}, "precision=None"),
     ],
 )
 def test_bad_cka_options_raise_option_errors(rng, options, match):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from m2v_lab import Features
-from m2v_lab.errors import AnalysisError
+from m2v_lab.errors import AnalysisError, OptionError
 from m2v_lab.similarity import MEASURES, SimilarityResult, layer_similarity, similarity_ci
 from tests.test_similarity_cka import chunks_of, layered
 
@@ -178,3 +178,75 @@ def test_frame_level_features_in_a_pooled_analysis_ask_for_pooling(rng):
         layer_similarity(frames, measure="rsa")
     with pytest.raises(AnalysisError, match="frames only"):
         similarity_ci(frames)
+
+
+# --- standardize and clip ---------------------------------------------------------------------------
+
+
+def zscored(x):
+    return (x - x.mean(0)) / x.std(0)
+
+
+def test_standardize_stops_a_few_loud_unrelated_dimensions_from_hiding_the_shared_ones(rng):
+    X = rng.standard_normal((200, 10))
+    Y = X + 0.5 * rng.standard_normal((200, 10))
+    loud = np.c_[X, 60 * rng.standard_normal((200, 3))]  # three unrelated dimensions, 60 times louder
+    assert layer_similarity(X[None], Y[None]).values[0, 0] > 0.75
+    assert abs(layer_similarity(loud[None], Y[None]).values[0, 0]) < 0.01
+    res = layer_similarity(loud[None], Y[None], standardize=True, precision="float64")
+    assert res.values[0, 0] > 0.6 and res.details["standardize"] is True
+    assert "z-scored" in res.title
+    want = layer_similarity(zscored(loud)[None], zscored(Y)[None], precision="float64").values
+    np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["rsa", "procrustes", "mutual_knn"])
+def test_standardize_applies_to_every_measure(rng, measure):
+    A = layered(rng, layers=2, n=40, dim=5) * np.r_[1.0, 1.0, 1.0, 1.0, 40.0]
+    got = layer_similarity(A, measure=measure, standardize=True).values
+    want = layer_similarity(np.stack([zscored(a) for a in A]), measure=measure).values
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_dimension_without_variance_standardizes_to_zero(rng):
+    A = layered(rng, layers=2, n=30, dim=4)
+    A[:, :, 1] = 3.0
+    got = layer_similarity(A, standardize=True, precision="float64").values
+    want = layer_similarity(np.stack([zscored(a[:, [0, 2, 3]]) for a in A]), precision="float64").values
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_clip_winsorises_each_layer_around_its_dimension_means(rng):
+    A = layered(rng, layers=2, n=80, dim=6, offset=500.0)
+    clipped = []
+    for x in A:
+        dev = x - x.mean(0)
+        limit = np.quantile(np.abs(dev), 0.9)  # one threshold per layer, over all its values
+        clipped.append(x.mean(0) + np.clip(dev, -limit, limit))
+    res = layer_similarity(A, clip=0.9, precision="float64")
+    want = layer_similarity(np.stack(clipped), precision="float64").values
+    np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-12)
+    assert res.details["clip"] == 0.9 and "clipped at q=0.9" in res.title
+
+
+def test_clip_keeps_one_shared_outlier_sample_from_deciding_the_similarity(rng):
+    X, Y = rng.standard_normal((100, 8)), rng.standard_normal((100, 8))
+    X[0], Y[0] = 200.0, 200.0  # one extreme sample in both unrelated layers
+    A = np.stack([X, Y])
+    assert layer_similarity(A, debiased=False).values[0, 1] > 0.99
+    assert layer_similarity(A, debiased=False, clip=0.95).values[0, 1] < 0.5
+
+
+@pytest.mark.parametrize("options,match", [({"standardize": "yes"}, "standardize='yes'"),
+                                           ({"standardize": 1}, "standardize=1"),
+                                           ({"clip": 0.3}, "clip=0.3"), ({"clip": 1.0}, "clip=1.0"),
+                                           ({"clip": "0.95"}, "clip='0.95'")])  # fmt: skip
+def test_bad_standardize_and_clip_raise_option_errors(rng, options, match):
+    with pytest.raises(OptionError, match=match):
+        layer_similarity(layered(rng), **options)
+
+
+@pytest.mark.parametrize("options", [{"standardize": True}, {"clip": 0.95}])
+def test_standardize_and_clip_refuse_streams(rng, options):
+    with pytest.raises(OptionError, match="pass arrays"):
+        layer_similarity(chunks_of(layered(rng, n=20), [10, 10]), **options)

@@ -119,17 +119,29 @@ def ref_pwcca(X, Y):
 
 def test_svcca_matches_reference_cca_of_top_directions(rng):
     X, Y = pair(rng, n=120, dx=8, dy=7, noise=0.5)
-    assert one("svcca", X, Y, keep=4) == pytest.approx(ref_svcca(X, Y, 4), abs=1e-10)
-    full = one("svcca", X, Y, keep=1.0)
+    assert one("svcca", X, Y, n_components=4) == pytest.approx(ref_svcca(X, Y, 4), abs=1e-10)
+    full = one("svcca", X, Y, variance=1.0)
     assert full == pytest.approx(ref_cca(X, Y)[0].mean(), abs=1e-10)
 
 
-def test_svcca_keep_fraction_counts_directions_by_variance(rng):
+def test_svcca_variance_counts_directions_by_variance(rng):
     X = rng.standard_normal((100, 4)) * [10.0, 5.0, 0.1, 0.1]
     Y = np.c_[X[:, :2] + 0.1 * rng.standard_normal((100, 2)), 0.1 * rng.standard_normal((100, 2))]
     # 99 % of the variance lies in 2 directions: dropping the small ones leaves the shared part
-    assert one("svcca", X, Y, keep=0.99) > 0.99
-    assert one("svcca", X, Y, keep=1.0) < 0.8
+    assert one("svcca", X, Y, variance=0.99) > 0.99
+    assert one("svcca", X, Y) == one("svcca", X, Y, variance=0.99)  # the default, as in the paper
+    assert one("svcca", X, Y, variance=1.0) < 0.8
+    res = layer_similarity(X[None], Y[None], measure="svcca", n_components=1)
+    assert res.details == {"n_components": 1, "backend": "numpy"}
+
+
+@pytest.mark.parametrize("keep,new", [(1, {"n_components": 1}), (3, {"n_components": 3}), (1.0, {"variance": 1.0}),
+                                      (0.9, {"variance": 0.9})])  # fmt: skip
+def test_svcca_keep_still_works_but_warns_with_the_new_name(rng, keep, new):
+    X, Y = pair(rng, n=120, dx=8, dy=7, noise=0.5)
+    with pytest.warns(DeprecationWarning, match=f"keep={keep!r} is deprecated: it means {next(iter(new))}"):
+        old = one("svcca", X, Y, keep=keep)
+    assert old == one("svcca", X, Y, **new)
 
 
 def test_pwcca_matches_reference_weighting(rng):
@@ -160,7 +172,7 @@ def test_svcca_is_rotation_invariant_and_pwcca_is_not(rng):
 @pytest.mark.parametrize("measure", ["svcca", "pwcca"])
 def test_cca_measures_refuse_too_few_samples(rng, measure):
     X, Y = pair(rng, n=12, dx=8, dy=8)
-    kw = {"keep": 1.0} if measure == "svcca" else {}
+    kw = {"variance": 1.0} if measure == "svcca" else {}
     with pytest.raises(AnalysisError, match="n - 1"):
         one(measure, X, Y, **kw)
 
@@ -168,25 +180,39 @@ def test_cca_measures_refuse_too_few_samples(rng, measure):
 # --- mutual kNN -----------------------------------------------------------------------------
 
 
-def ref_mutual_knn(X, Y, k):
+def ref_mutual_knn(X, Y, k, metric):
     def nbrs(Z):
-        Zc = Z - Z.mean(0)
-        D = ((Zc[:, None] - Zc[None]) ** 2).sum(-1)
+        if metric == "euclidean":
+            Zc = Z - Z.mean(0)
+            D = ((Zc[:, None] - Zc[None]) ** 2).sum(-1)
+        else:  # Huh et al.: unit-length samples, nearest by inner product
+            Zn = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+            D = -Zn @ Zn.T
         np.fill_diagonal(D, np.inf)
         return [set(np.argsort(row, kind="stable")[:k]) for row in D]
 
     return np.mean([len(a & b) / k for a, b in zip(nbrs(X), nbrs(Y))])
 
 
-def test_mutual_knn_matches_brute_force(rng):
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_mutual_knn_matches_brute_force(rng, metric):
     X, Y = pair(rng, n=60, noise=0.3)
-    assert one("mutual_knn", X, Y, k=5) == pytest.approx(ref_mutual_knn(X, Y, 5))
+    assert one("mutual_knn", X + 2.0, Y, k=5, metric=metric) == pytest.approx(ref_mutual_knn(X + 2.0, Y, 5, metric))
+
+
+def test_mutual_knn_default_metric_is_cosine_as_huh_et_al(rng):
+    X, Y = pair(rng, n=60, noise=0.3)
+    X = X + 2.0  # an offset: cosine and centred Euclidean neighbours differ
+    res = layer_similarity(X[None], Y[None], measure="mutual_knn", k=5)
+    assert res.details["metric"] == "cosine"
+    assert res.values[0, 0] == pytest.approx(ref_mutual_knn(X, Y, 5, "cosine"))
+    assert res.values[0, 0] != pytest.approx(ref_mutual_knn(X, Y, 5, "euclidean"))
 
 
 def test_mutual_knn_invariances_chance_and_self(rng):
     X, Y = pair(rng, n=60, noise=0.3)
-    base = one("mutual_knn", X, Y, k=5)
-    assert one("mutual_knn", moved(rng, X, 1e3), Y, k=5) == pytest.approx(base)
+    base = one("mutual_knn", X, Y, k=5, metric="euclidean")
+    assert one("mutual_knn", moved(rng, X, 1e3), Y, k=5, metric="euclidean") == pytest.approx(base)
     res = layer_similarity(np.stack([X, rng.standard_normal((60, 6))]), measure="mutual_knn", k=5)
     assert res.values[0, 0] == 1.0
     assert abs(res.values[0, 1] - res.details["chance"]) < 0.06 < base
@@ -198,6 +224,24 @@ def test_mutual_knn_cosine_is_not_translation_invariant(rng):
 
 
 # --- shared behaviour -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("measure,kw", [("rsa", {}), ("rsa", {"distance": "euclidean", "compare": "pearson"}),
+                                        ("procrustes", {}), ("svcca", {"n_components": 3}), ("pwcca", {}),
+                                        ("mutual_knn", {"k": 4, "metric": "euclidean"}), ("mutual_knn", {"k": 4})])
+def test_statistics_permuted_equal_statistics_of_permuted_samples(rng, measure, kw):
+    # what a permutation null relies on: reordering B's per-layer statistics instead of recomputing them
+    from m2v_lab.similarity._inputs import Stack
+    from m2v_lab.similarity.measures import make_measure
+
+    A = np.stack(pair(rng, n=40, dy=6))
+    B = rng.standard_normal((2, 40, 5)) + A[:1, :, :1]
+    order = rng.permutation(40)
+    m = make_measure(measure, **kw)
+    a = m.prepare(Stack(A, ("a0", "a1"), "A"))
+    b = m.prepare(Stack(B, ("b0", "b1"), "B"))
+    got = m.compare(a, m.permuted(b, order), symmetric=False)
+    np.testing.assert_allclose(got, layer_similarity(A, B[:, order], measure=measure, **kw).values, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -230,6 +274,12 @@ def test_across_models_with_different_shapes(rng):
         ("svcca", {"keep": 1.5}, "keep=1.5"),
         ("svcca", {"keep": True}, "keep=True"),
         ("svcca", {"keep": "all"}, "keep='all'"),
+        ("svcca", {"keep": 2, "n_components": 2}, "only the new ones"),
+        ("svcca", {"n_components": 0}, "n_components=0"),
+        ("svcca", {"n_components": 2.0}, "n_components=2.0"),
+        ("svcca", {"variance": 0}, "variance=0"),
+        ("svcca", {"variance": 1.5}, "variance=1.5"),
+        ("svcca", {"n_components": 2, "variance": 0.9}, "give one of them"),
         ("mutual_knn", {"metric": "manhattan"}, "metric='manhattan'"),
         ("mutual_knn", {"k": 0}, "k=0"),
         ("mutual_knn", {"k": 29}, r"k=29.*< 29 \(n - 1 for these n = 30"),

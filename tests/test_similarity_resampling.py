@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from m2v_lab.errors import AnalysisError, FeaturesError, OptionError
-from m2v_lab.similarity import permutation_test, similarity_ci
+from m2v_lab.similarity import layer_similarity, permutation_test, similarity_ci
 from m2v_lab.similarity.resampling import _permuted_index, group_blocks, group_subsamples
 from tests.test_similarity_inputs import clip_ids, features
 
@@ -77,6 +77,39 @@ def test_subsample_interval_coverage_is_near_nominal():
     assert covered >= 23  # nominal 27 of 30
 
 
+N_DEPENDENT = [({"debiased": False}), ({"measure": "procrustes"}), ({"measure": "svcca", "n_components": 5}),
+               ({"measure": "mutual_knn", "k": 10})]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", N_DEPENDENT)
+def test_subsample_interval_contains_its_estimate_for_measures_whose_value_depends_on_n(options):
+    # half-samples of these read systematically higher than the full sample; an interval reflected
+    # about the full-sample value then lay wholly below it
+    rng = np.random.default_rng(13)
+    for _ in range(5):
+        res = similarity_ci(related(rng, 100, d=20)[:2], n_resamples=40, **options)
+        assert res.ci_low[0, 1] <= res.values[0, 1] <= res.ci_high[0, 1]
+
+
+@pytest.mark.parametrize("options", [{"debiased": False}, {"measure": "procrustes"}])
+def test_subsample_interval_covers_the_value_at_this_n_of_measures_that_depend_on_n(options):
+    # the known answer: the measure's mean at this n over many datasets of the same Gaussian model
+    # (biased CKA 0.58 and Procrustes 0.74 here, where the population values are 0.5 and 0.71)
+    truth_rng, rng = np.random.default_rng(123), np.random.default_rng(7)
+    at_n = np.mean([layer_similarity(related(truth_rng, 100, d=20)[:2], **options).values[0, 1] for _ in range(300)])
+    covered = 0
+    for _ in range(40):
+        res = similarity_ci(related(rng, 100, d=20)[:2], n_resamples=40, level=0.9, **options)
+        covered += res.ci_low[0, 1] <= at_n <= res.ci_high[0, 1]
+    assert covered >= 31  # nominal 36 of 40; the interval reflected about the estimate covered 0
+
+
+@pytest.mark.parametrize("options,says", [({}, False), ({"debiased": False}, True), ({"measure": "rsa"}, True)])
+def test_interval_details_say_when_it_is_for_the_value_at_this_n(options, says):
+    res = similarity_ci(related(np.random.default_rng(0), 40), n_resamples=5, **options)
+    assert ("for the value at n = 40" in res.details["ci"]) is says
+
+
 @pytest.mark.parametrize(
     "options,match",
     [
@@ -100,7 +133,9 @@ def test_bad_ci_options_raise_option_errors(options, match):
 
 @pytest.mark.parametrize("options,match", [({"n_permutations": 0}, "n_permutations=0"),
                                            ({"n_permutations": True}, "n_permutations=True"),
-                                           ({"seed": 1.5}, "seed=1.5")])  # fmt: skip
+                                           ({"seed": 1.5}, "seed=1.5"),
+                                           ({"correction": "bonferroni"}, "correction='bonferroni'"),
+                                           ({"correction": None}, "correction=None")])  # fmt: skip
 def test_bad_permutation_options_raise_option_errors(options, match):
     with pytest.raises(OptionError, match=match):
         permutation_test(related(np.random.default_rng(0), 20), **options)
@@ -198,3 +233,79 @@ def test_resampling_pairs_features_by_clip_id():
     assert "reordered" in ci.details["clips"]
     perm = permutation_test(fa, fb, n_permutations=19)
     assert perm.p_values[0, 0] == pytest.approx(1 / 20) and "reordered" in perm.details["clips"]
+
+
+# --- corrections across the map, and the null from statistics computed once -----------------------
+
+
+def independent(rng, layers=4, n=30, d=4):
+    return rng.standard_normal((layers, n, d))
+
+
+def test_fwer_p_adjusted_is_the_max_statistic_of_values_standardised_per_cell():
+    rng = np.random.default_rng(20)
+    A = related(rng, 50)
+    B = A[:2, :, :3] + rng.standard_normal((2, 50, 3))
+    res = permutation_test(A, B, n_permutations=49)
+    null = res.replicates.reshape(49, -1)
+    every = np.vstack([null, res.values.ravel()])  # the observed map counts as one more draw
+    mu, sd = every.mean(0), every.std(0)
+    top = ((null - mu) / sd).max(1)
+    want = (1 + (top[:, None] >= ((res.values.ravel() - mu) / sd)[None, :]).sum(0)) / 50
+    np.testing.assert_allclose(res.p_adjusted.ravel(), want)
+    assert (res.p_adjusted >= res.p_values).all() and res.details["correction"] == "fwer"
+
+
+def test_fdr_p_adjusted_is_benjamini_hochberg_over_each_pair_of_distinct_layers_once():
+    from scipy.stats import false_discovery_control
+
+    A = related(np.random.default_rng(21), 40)
+    res = permutation_test(A, n_permutations=39, correction="fdr")
+    i, j = np.triu_indices(3, 1)
+    np.testing.assert_allclose(res.p_adjusted[i, j], false_discovery_control(res.p_values[i, j], method="bh"))
+    assert "Benjamini–Hochberg (FDR) over 3 distinct layer pairs" in res.details["null"]
+
+
+def test_within_one_model_each_pair_is_tested_once_and_a_layer_with_itself_not_at_all():
+    res = permutation_test(related(np.random.default_rng(22), 40), n_permutations=19)
+    np.testing.assert_array_equal(res.p_values, res.p_values.T)
+    np.testing.assert_array_equal(res.p_adjusted, res.p_adjusted.T)
+    np.testing.assert_array_equal(res.replicates, res.replicates.transpose(0, 2, 1))
+    assert np.isnan(np.diag(res.p_adjusted)).all() and np.isfinite(np.diag(res.p_values)).all()
+
+
+def test_max_statistic_holds_the_familywise_error_where_unadjusted_p_values_do_not():
+    # all 4 layers independent: any cell with p ≤ 0.1 is a false positive
+    rng = np.random.default_rng(23)
+    any_raw = any_fwer = 0
+    for _ in range(30):
+        res = permutation_test(independent(rng), n_permutations=49)
+        i, j = np.triu_indices(4, 1)
+        any_raw += (res.p_values[i, j] <= 0.1).any()
+        any_fwer += (res.p_adjusted[i, j] <= 0.1).any()
+    assert any_fwer <= 6 < 9 <= any_raw  # nominal: 3 of 30 for the max statistic; about 14 unadjusted
+
+
+@pytest.mark.parametrize("options", [{}, {"debiased": False}, {"kernel": "rbf"}, {"method": "feature"}])
+def test_permutation_null_from_grams_kept_once_equals_recomputing_every_permutation(monkeypatch, options):
+    from m2v_lab.similarity.cka import CkaNull
+
+    rng = np.random.default_rng(24)
+    A = related(rng, 40)
+    B = A[:2, :, :3] + rng.standard_normal((2, 40, 3))
+    kept = permutation_test(A, B, n_permutations=9, **options)
+    monkeypatch.setattr(CkaNull, "NULL_MEMORY_BYTES", 1)  # nothing fits: each permutation from the features
+    recomputed = permutation_test(A, B, n_permutations=9, **options)
+    np.testing.assert_allclose(kept.replicates, recomputed.replicates, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(kept.p_values, recomputed.p_values)
+
+
+def test_permutation_null_builds_no_gram_per_permutation(monkeypatch):
+    import importlib
+
+    cka_module = importlib.import_module("m2v_lab.similarity.cka")  # the package's ``cka`` is the function
+    calls = []
+    real = cka_module.gram_stats
+    monkeypatch.setattr(cka_module, "gram_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    permutation_test(related(np.random.default_rng(25), 40), n_permutations=19, method="gram")
+    assert len(calls) == 1  # the observed map; the 19 permutations reorder the Grams kept

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import OptionError
+from ..options import real_number
 from ._axes import axes_for, layer_ticks
 
 __all__ = ["similarity_heatmap"]
 
+_CORRECTED = {"fwer": "FWER-adjusted p", "fdr": "FDR-adjusted p", "none": "p (not adjusted)"}
 
-def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: str = "viridis", colorbar: bool = True):
+
+def _nonsignificant(result, alpha) -> np.ndarray:
+    """``(layers_A, layers_B)`` bool: cells whose adjusted p-value exceeds ``alpha`` (untested cells: False)."""
+    real_number("mask_nonsignificant", alpha, low=0, high=1, hint=" (the significance level, e.g. 0.05)")
+    if getattr(result, "p_adjusted", None) is None:
+        raise OptionError("mask_nonsignificant needs p-values: this result holds none; use the result of "
+                          "permutation_test(...).")
+    with np.errstate(invalid="ignore"):
+        return np.asarray(result.p_adjusted, dtype=float) > alpha
+
+
+def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: str = "viridis", colorbar: bool = True,
+                       mask_nonsignificant: float | None = None):
     """Draw ``result.values`` on a fixed 0–1 colour scale, so maps can be compared by eye.
 
     Parameters
@@ -25,27 +40,45 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
         Colormap name.  Values below 0 (possible for debiased CKA) take the lowest colour,
         marked by the colour bar's pointed end; NaN cells (constant layers) are grey.
     colorbar : bool
+    mask_nonsignificant : float in (0, 1), optional
+        Blank (white, unannotated) the cells whose ``result.p_adjusted`` exceeds this level,
+        e.g. 0.05; the title says which adjustment (``permutation_test``'s ``correction``).
+        Cells not tested (the diagonal of a within-model map) are drawn.
 
     Returns
     -------
     matplotlib Axes
-        Title: the measure, its estimator and n (``result.title``).
+        Title: the measure, its estimator and n (``result.title``).  With a mask, its image is
+        ``ax.images[1]`` (opaque where a cell is masked).
+
+    Raises
+    ------
+    OptionError
+        ``mask_nonsignificant`` outside (0, 1), or given for a result without p-values.
     """
     import matplotlib
+    from matplotlib.colors import ListedColormap
 
+    hidden = None if mask_nonsignificant is None else _nonsignificant(result, mask_nonsignificant)
     ax = axes_for(ax, size=(5.5, 4.5))
     values = np.asarray(result.values, dtype=float)
     colours = matplotlib.colormaps[cmap].with_extremes(bad="0.85")
     image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap=colours, origin="lower", aspect="auto")
+    title = result.title
+    if hidden is not None:
+        ax.imshow(np.ma.masked_array(np.zeros(values.shape), mask=~hidden), cmap=ListedColormap(["white"]),
+                  vmin=0.0, vmax=1.0, origin="lower", aspect="auto")  # fmt: skip
+        which = _CORRECTED.get(result.details.get("correction"), "adjusted p")
+        title += f"\nblank: {which} > {mask_nonsignificant:g}"
     layer_ticks(ax, result.cols, axis="x")
     layer_ticks(ax, result.rows, axis="y")
     same = tuple(result.rows) == tuple(result.cols)
     ax.set_xlabel("layer" if same else "layer of B")
     ax.set_ylabel("layer" if same else "layer of A")
-    ax.set_title(result.title)
+    ax.set_title(title)
     if annotate if annotate is not None else values.size <= 169:
         for (i, j), v in np.ndenumerate(values):
-            if np.isfinite(v):
+            if np.isfinite(v) and (hidden is None or not hidden[i, j]):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
     if colorbar:
         below = bool((values[np.isfinite(values)] < 0).any())

@@ -1,9 +1,13 @@
-"""Where CKA runs: NumPy on the CPU by default, torch on a device on request, float64 either way.
+"""Where similarity runs: NumPy on the CPU by default, torch on a device on request.
 
 The kernels are written once with operators both libraries share (``@``, ``.sum(axis)``,
-slicing, ``.reshape``); this module supplies the rest.
+slicing, ``.reshape``, ``abs``, ``.clip``); this module supplies the rest.  Sums are float64
+everywhere; the one float32 step is the Gram product of Gram-space linear CKA with
+``precision="mixed"`` (see :func:`~m2v_lab.similarity.hsic.gram_stats`), which on CUDA runs
+without TF32 (:func:`m2v_lab.devices.no_tf32`) whatever the global setting.
 
-``device=``, as :func:`~m2v_lab.similarity.layer_similarity` takes it:
+``device=``, as :func:`~m2v_lab.similarity.layer_similarity` takes it (CKA and the SVD-based
+measures: Procrustes, SVCCA, PWCCA):
 
 - ``"numpy"`` (the default): NumPy on the CPU.
 - None or ``"auto"``: :func:`m2v_lab.devices.resolve_device`'s choice, CUDA > MPS > CPU, except
@@ -15,6 +19,8 @@ slicing, ``.reshape``); this module supplies the rest.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -33,11 +39,27 @@ class _NumpyBackend:
     def to_numpy(self, x) -> np.ndarray:
         return np.asarray(x)
 
-    def zeros(self, shape):
-        return np.zeros(shape)
+    def zeros(self, shape, dtype: str = "float64"):
+        return np.zeros(shape, dtype=dtype)
 
-    def eye(self, n):
-        return np.eye(n)
+    def arange(self, n):
+        return np.arange(n)
+
+    def index(self, positions):
+        """Integer positions, as this backend indexes with them."""
+        return np.asarray(positions)
+
+    def upper_mask(self, rows, cols):
+        """``(rows, cols)`` bool, True strictly above the diagonal."""
+        return np.triu(np.ones((rows, cols), dtype=bool), 1)
+
+    def wide(self, x):
+        """``x`` in float64 (itself when it already is)."""
+        return x.astype(np.float64, copy=False)
+
+    def exact(self):
+        """Context in which float32 products stay float32 (always so in NumPy)."""
+        return nullcontext()
 
     def accumulator(self, shape):
         """Zeros that :meth:`add_gram` / :meth:`add_cross` update in place (Fortran order for BLAS)."""
@@ -81,8 +103,17 @@ class _NumpyBackend:
     def exp(self, x):
         return np.exp(x)
 
-    def median(self, x) -> float:
-        return float(np.median(x))
+    def smallest(self, x, ranks) -> list[float]:
+        """The values of ``x`` (1-D) at these 0-based ranks of its sorted order; ``x`` is reordered."""
+        x.partition(list(ranks))
+        return [float(x[r]) for r in ranks]
+
+    def svd(self, x):
+        """Thin SVD ``(U, s, Vt)``."""
+        return np.linalg.svd(x, full_matrices=False)
+
+    def svdvals(self, x):
+        return np.linalg.svd(x, compute_uv=False)
 
 
 class _TorchBackend:
@@ -100,11 +131,25 @@ class _TorchBackend:
     def to_numpy(self, x) -> np.ndarray:
         return x.detach().cpu().numpy() if isinstance(x, self._torch.Tensor) else np.asarray(x)
 
-    def zeros(self, shape):
-        return self._torch.zeros(shape, dtype=self._torch.float64, device=self.device)
+    def zeros(self, shape, dtype: str = "float64"):
+        return self._torch.zeros(shape, dtype=getattr(self._torch, dtype), device=self.device)
 
-    def eye(self, n):
-        return self._torch.eye(n, dtype=self._torch.float64, device=self.device)
+    def arange(self, n):
+        return self._torch.arange(n, device=self.device)
+
+    def index(self, positions):
+        return self._torch.as_tensor(np.asarray(positions), dtype=self._torch.long, device=self.device)
+
+    def upper_mask(self, rows, cols):
+        return self._torch.ones((rows, cols), dtype=self._torch.bool, device=self.device).triu(1)
+
+    def wide(self, x):
+        return x.to(self._torch.float64)
+
+    def exact(self):
+        from ..devices import no_tf32
+
+        return no_tf32(self.device)
 
     def accumulator(self, shape):
         return self.zeros(shape)
@@ -127,11 +172,14 @@ class _TorchBackend:
     def exp(self, x):
         return self._torch.exp(x)
 
-    def median(self, x) -> float:
-        # numpy's median (mean of the two middle values), which the RBF bandwidth is defined with
-        v = x.reshape(-1).sort().values
-        m = v.numel()
-        return float((v[(m - 1) // 2] + v[m // 2]) / 2)
+    def smallest(self, x, ranks) -> list[float]:
+        return [float(self._torch.kthvalue(x, r + 1).values) for r in ranks]
+
+    def svd(self, x):
+        return self._torch.linalg.svd(x, full_matrices=False)
+
+    def svdvals(self, x):
+        return self._torch.linalg.svdvals(x)
 
 
 def get_backend(device):
@@ -150,6 +198,6 @@ def get_backend(device):
     if (device is None or (isinstance(device, str) and device == "auto")) and dev.type != "cuda":
         return _NumpyBackend()
     if dev.type == "mps":
-        raise OptionError(f"device={device!r}: Apple's MPS has no float64, which CKA's sums need; use "
+        raise OptionError(f"device={device!r}: Apple's MPS has no float64, which these sums need; use "
                           "device='numpy' (the CPU) or 'auto' (CUDA when there is one, else NumPy).")
     return _TorchBackend(dev)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import AnalysisError, M2VLabError
+from ..options import flag, real_number
 from ..stacks import layer_stack
 
 __all__ = [
     "Stack",
+    "Preprocess",
     "as_stack",
     "as_stacks",
     "is_stream",
@@ -56,6 +58,66 @@ class Stack:
     @property
     def n(self) -> int:
         return self.data.shape[1]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What is done to each layer's features before a measure sees them; checked when made.
+
+    Attributes
+    ----------
+    standardize : bool
+        z-score every dimension over the samples (dimensions without variance become 0), so
+        that each dimension counts alike.  Linear CKA, Procrustes and RSA weigh dimensions by
+        their variance: a few loud dimensions (transformer states have some, with values tens
+        of times the rest) can hide everything else (three unrelated dimensions × 60 take
+        linear CKA of otherwise related layers from 0.80 to 0.001).
+    clip : float in (0.5, 1), optional
+        Winsorise: per layer, clamp every value's deviation from its dimension's mean to ± the
+        ``clip`` quantile of all the layer's absolute deviations (one threshold per layer), then
+        add the means back.  This is the outlier handling of Huh et al.'s platonic-rep
+        (``remove_outliers``, q = 0.95 before mutual kNN), except that platonic-rep clamps the raw
+        values around 0; around the means, a layer's common offset neither decides what is an
+        outlier nor is clipped away.  Applied before ``standardize``.
+    """
+
+    standardize: bool = False
+    clip: float | None = None
+
+    def __post_init__(self):
+        flag("standardize", self.standardize)
+        if self.clip is not None:
+            real_number("clip", self.clip, low=0.5, high=1,
+                        hint=" (the quantile of absolute deviations kept, e.g. 0.95 as platonic-rep)")
+
+    @property
+    def active(self) -> bool:
+        return self.standardize or self.clip is not None
+
+    def details(self) -> dict:
+        """What the result's details record (nothing when inactive)."""
+        return {**({"clip": self.clip} if self.clip is not None else {}),
+                **({"standardize": True} if self.standardize else {})}
+
+    def apply(self, stack: Stack) -> Stack:
+        """``stack`` with its features clipped and/or standardized (float64), or itself when inactive."""
+        if not self.active:
+            return stack
+        data = stack.data.astype(np.float64)
+        for x in data:  # a layer at a time: one layer's temporaries, not the stack's
+            mean = x.mean(0)
+            x -= mean
+            if self.clip is not None:
+                limit = np.quantile(np.abs(x), self.clip)
+                np.clip(x, -limit, limit, out=x)
+            if self.standardize:
+                x -= x.mean(0)  # clipping moved the means off zero
+                sd = x.std(0)
+                np.divide(x, sd, out=x, where=sd > 0)
+                x[:, sd == 0] = 0.0
+            else:
+                x += mean
+        return replace(stack, data=data)
 
 
 def _frames_only(obj) -> bool:

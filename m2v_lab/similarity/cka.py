@@ -9,12 +9,12 @@ import numpy as np
 
 from ..errors import AnalysisError, OptionError
 from ._backend import get_backend
-from ._inputs import ChunkPairs, Stack, as_stacks, constant_layers, is_stream, warn_constant
+from ._inputs import ChunkPairs, Preprocess, Stack, as_stacks, constant_layers, is_stream, warn_constant
 from ..options import flag, one_of, real_number, whole_number
-from .hsic import FeatureMoments, gram_stats, hsic, rbf_hsic
+from .hsic import PRECISIONS, FeatureMoments, centred_features, centred_grams, gram_stats, hsic, rbf_hsic
 from .result import SimilarityResult
 
-__all__ = ["cka", "cka_layers", "choose_method", "CkaOptions"]
+__all__ = ["cka", "cka_layers", "choose_method", "CkaOptions", "CkaNull"]
 
 _METHODS = ("auto", "gram", "feature", "minibatch")
 _DEFAULT_FRACTION = 0.5
@@ -26,6 +26,7 @@ class CkaOptions:
 
     The fields are the keywords of :func:`~m2v_lab.similarity.layer_similarity` with the
     same names; ``sigma`` is checked whatever the kernel but only used by ``kernel="rbf"``,
+    ``precision`` only by linear CKA in Gram space (the other paths are float64 throughout),
     and ``device`` is checked when the backend is chosen.
 
     Raises
@@ -42,11 +43,13 @@ class CkaOptions:
     method: str = "auto"
     batch_size: int | None = None
     device: str | None = "numpy"  # or a torch.device
+    precision: str = "mixed"
 
     def __post_init__(self):
         flag("debiased", self.debiased)
         one_of("kernel", self.kernel, ("linear", "rbf"))
         one_of("method", self.method, _METHODS)
+        one_of("precision", self.precision, PRECISIONS)
         if self.sigma is not None:  # whatever the kernel: a loop over kernels may pass one sigma to all
             real_number("sigma", self.sigma, low=0, hint=" (a fraction of the median distance, e.g. 0.5)")
         if self.kernel == "rbf" and self.method not in ("auto", "gram"):
@@ -83,11 +86,6 @@ def choose_method(n: int, layers_a: int, dim_a: int, layers_b: int | None = None
         gram = n * n * (layers_a * dim_a + layers_b * dim_b) + layers_a * layers_b * n * n
         feature = n * layers_a * dim_a * layers_b * dim_b + n * (layers_a * dim_a**2 + layers_b * dim_b**2)
     return "gram" if gram <= feature else "feature"
-
-
-def _centred(stack: Stack, backend):
-    x = backend.asarray(stack.data)
-    return x - x.mean(1)[:, None, :]
 
 
 class _Extremes:
@@ -166,13 +164,12 @@ def _minibatch_hsic(pairs, backend, cross: bool):
         m = ca.shape[1]
         _min_n(m, True, f"minibatch {n_batches}")
         ext_a.update(ca)
-        xa = backend.asarray(ca)
-        xa = xa - xa.mean(1)[:, None, :]
+        xa, ka = centred_features(ca, backend)
+        xb = kb = None
         if cross:
             ext_b.update(cb)
-            xb = backend.asarray(cb)
-            xb = xb - xb.mean(1)[:, None, :]
-        H = hsic(gram_stats(xa, xb if cross else None, backend), debiased=True)
+            xb, kb = centred_features(cb, backend)
+        H = hsic(gram_stats(xa, ka, xb, kb, backend), debiased=True)
         # Weight by batch size: a short last batch counts for what it holds.
         sums = [m * h for h in H] if sums is None else [s + m * h for s, h in zip(sums, H)]
         n += m
@@ -210,16 +207,19 @@ def _array_cka(sa: Stack, sb: Stack | None, opts: CkaOptions, method: str, backe
         return H, const_a, const_b, {"batches": n_batches}
     _min_n(sa.n, opts.debiased, sa.label)
     if opts.kernel == "rbf":
-        xa = _centred(sa, backend)
-        xb = None if sb is None else _centred(sb, backend)
+        xa = centred_features(sa.data, backend)[0]
+        xb = None if sb is None else centred_features(sb.data, backend)[0]
         deg_a = const_a.copy()
         deg_b = deg_a if sb is None else const_b.copy()
         H = rbf_hsic(xa, xb, fraction=opts.fraction, debiased=opts.debiased, backend=backend, degenerate_a=deg_a,
                      degenerate_b=deg_b)  # fmt: skip
         return H, deg_a, deg_b, {}
     if method == "gram":
-        stats = gram_stats(_centred(sa, backend), None if sb is None else _centred(sb, backend), backend)
-        return hsic(stats, debiased=opts.debiased), const_a, const_b, {}
+        single = opts.precision == "mixed"
+        xa, ka = centred_features(sa.data, backend, single=single)
+        xb, kb = (None, None) if sb is None else centred_features(sb.data, backend, single=single)
+        stats = gram_stats(xa, ka, xb, kb, backend)
+        return hsic(stats, debiased=opts.debiased), const_a, const_b, {"precision": opts.precision}
     # Feature space with the exact means as shifts: the sums are already centred.
     moments = FeatureMoments(
         backend,
@@ -232,19 +232,23 @@ def _array_cka(sa: Stack, sb: Stack | None, opts: CkaOptions, method: str, backe
 
 
 def cka_layers(A, B, opts: CkaOptions, *, rows: Sequence[str] | None = None, cols: Sequence[str] | None = None,
-               labels: tuple[str, str] = ("A", "B")) -> SimilarityResult:
+               labels: tuple[str, str] = ("A", "B"), preprocess: Preprocess = Preprocess()) -> SimilarityResult:
     """CKA of every layer of A with every layer of B; see :func:`~m2v_lab.similarity.layer_similarity`.
 
     Raises
     ------
     OptionError
         ``opts`` that do not fit the input (a stream with ``method="gram"``, minibatch CKA of
-        arrays without ``batch_size``), or a device that is not there.
+        arrays without ``batch_size``, a stream with ``standardize`` or ``clip``), or a device
+        that is not there.
     """
     streaming = is_stream(A) or (B is not None and is_stream(B))
     if streaming and opts.method not in ("auto", "feature", "minibatch"):
         raise OptionError(f"a stream of chunks can be compared with method='feature' or 'minibatch', not "
                           f"{opts.method!r}.")
+    if streaming and preprocess.active:
+        raise OptionError("standardize and clip need each dimension's statistics over all samples before the "
+                          "sums start, which one pass over a stream cannot give; pass arrays (layers, n, dim).")
     if not streaming and opts.method == "minibatch" and opts.batch_size is None:
         raise OptionError("method='minibatch' on arrays needs batch_size (samples per batch, at least 4).")
     backend = get_backend(opts.device)
@@ -258,6 +262,7 @@ def cka_layers(A, B, opts: CkaOptions, *, rows: Sequence[str] | None = None, col
         row_names, col_names, pairing = pairs.rows, pairs.cols, pairs.details
     else:
         sa, sb, pairing = as_stacks(A, B, rows=rows, cols=cols, labels=labels)
+        sa, sb = preprocess.apply(sa), None if sb is None else preprocess.apply(sb)
         method = opts.method
         if method == "auto":
             method = "gram" if opts.kernel == "rbf" else choose_method(
@@ -274,6 +279,7 @@ def cka_layers(A, B, opts: CkaOptions, *, rows: Sequence[str] | None = None, col
         details["batch_size"] = opts.batch_size
     details.update(extra)
     details.update(pairing)
+    details.update(preprocess.details())
     return SimilarityResult(
         values=values,
         rows=row_names,
@@ -284,6 +290,58 @@ def cka_layers(A, B, opts: CkaOptions, *, rows: Sequence[str] | None = None, col
         n=n,
         details=details,
     )
+
+
+class CkaNull:
+    """CKA of A with permutations of B's samples, from centred Grams built once per layer.
+
+    Permuting samples permutes a centred Gram's rows and columns, so each permutation costs one
+    gather of B's Grams and one product (``layers_A · layers_B · n²``) instead of new Grams.
+    Float64.  Holds both sides' ``(layers, n, n)`` Grams: :meth:`fits` says whether they fit
+    :data:`NULL_MEMORY_BYTES`.
+
+    Parameters
+    ----------
+    sa : Stack
+    sb : Stack or None
+        None for A with (a permuted copy of) itself.
+    opts : CkaOptions
+    """
+
+    #: Bytes the kept Grams (both sides, and one permuted block) may take.
+    NULL_MEMORY_BYTES = 2**30
+
+    def __init__(self, sa: Stack, sb: Stack | None, opts: CkaOptions):
+        self.backend = bk = get_backend(opts.device)
+        self.n = n = sa.n
+        grams = []
+        for stack in (sa,) if sb is None else (sa, sb):
+            degenerate = constant_layers(stack.data)
+            G = centred_grams(centred_features(stack.data, bk)[0], kernel=opts.kernel, debiased=opts.debiased,
+                              fraction=opts.fraction, backend=bk, degenerate=degenerate)
+            grams.append(G)
+        self.Ga, self.Gb = grams[0], grams[-1]
+        self.self_a = bk.to_numpy((self.Ga * self.Ga).sum((1, 2)))
+        self.self_b = bk.to_numpy((self.Gb * self.Gb).sum((1, 2)))
+        self._rows = max(1, min(n, self.NULL_MEMORY_BYTES // 4 // (8 * n * self.Gb.shape[0])))
+
+    @classmethod
+    def fits(cls, n: int, layers_a: int, layers_b: int | None, opts: CkaOptions) -> bool:
+        """Whether the Grams of ``n`` samples fit, and the options allow the shortcut (not minibatch)."""
+        kept = 8 * n * n * (layers_a + (layers_b or 0))
+        return opts.method != "minibatch" and kept <= 3 * cls.NULL_MEMORY_BYTES // 4
+
+    def __call__(self, order: np.ndarray) -> np.ndarray:
+        """CKA ``(layers_A, layers_B)`` of A with B's samples taken in ``order``."""
+        bk, n = self.backend, self.n
+        order = bk.index(order)
+        T = 0.0
+        for r0 in range(0, n, self._rows):  # a block of permuted rows at a time
+            r1 = min(n, r0 + self._rows)
+            Pb = self.Gb[:, order[r0:r1]][:, :, order]
+            T = T + bk.to_numpy(self.Ga[:, r0:r1].reshape(self.Ga.shape[0], -1) @ Pb.reshape(Pb.shape[0], -1).T)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the HSIC scale cancels in the ratio
+            return T / np.sqrt(np.outer(self.self_a, self.self_b))
 
 
 def cka(X, Y, *, kernel: str = "linear", debiased: bool = False, sigma: float | None = None) -> float:
@@ -309,7 +367,8 @@ def cka(X, Y, *, kernel: str = "linear", debiased: bool = False, sigma: float | 
     Notes
     -----
     Linear CKA is invariant to orthogonal transforms, isotropic scaling and translation of
-    either input; RBF CKA with a median-scaled bandwidth too.
+    either input; RBF CKA with a median-scaled bandwidth too.  Computed in float64 throughout
+    (``layer_similarity``'s ``precision="float64"``).
     """
     arrays = []
     for arr, name in ((X, "X"), (Y, "Y")):
@@ -317,6 +376,7 @@ def cka(X, Y, *, kernel: str = "linear", debiased: bool = False, sigma: float | 
         if arr.ndim != 2:
             raise AnalysisError(f"{name} has shape {arr.shape}; cka() compares two (n, dim) arrays.")
         arrays.append(arr[None])
-    opts = CkaOptions(debiased=debiased, kernel=kernel, sigma=sigma, method="gram")
+    # One pair costs little: float64 throughout, the values of Kornblith et al.'s code to 1e-10.
+    opts = CkaOptions(debiased=debiased, kernel=kernel, sigma=sigma, method="gram", precision="float64")
     result = cka_layers(arrays[0], arrays[1], opts, rows=["X"], cols=["Y"], labels=("X", "Y"))
     return float(result.values[0, 0])

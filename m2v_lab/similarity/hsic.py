@@ -14,6 +14,13 @@ so Gram space (``T`` as one product of flattened Grams) and feature space (``T``
 cross-products ``X̃_aᵀ X̃_b``) share one formula.  Feature space accumulates raw sums over
 chunks of samples and centres at the end; a per-layer shift (the first chunk's mean) keeps
 those sums free of the cancellation a large common offset would cause.
+
+Gram space splits ``T`` into the diagonal part, which is ``D`` (float64, from the features),
+and the off-diagonal part, products of Gram slabs.  With ``precision="mixed"`` the slabs are
+float32 Grams of features centred in float64, widened to float64 a chunk at a time for their
+products: the Grams are the only float32 step, and the centring, the diagonal and every sum are
+float64 (CKA within 1e-8 of the float64 path on transformer-like features, about twice as fast;
+``benchmarks/similarity.py``).
 """
 
 from __future__ import annotations
@@ -25,14 +32,20 @@ import numpy as np
 __all__ = [
     "HsicStats",
     "hsic",
+    "centred_features",
     "gram_stats",
     "FeatureMoments",
+    "RbfGrams",
     "rbf_hsic",
+    "centred_grams",
     "MEMORY_BYTES",
+    "PRECISIONS",
 ]
 
 #: Working memory the Gram slabs and feature chunks aim to stay under.
 MEMORY_BYTES = 256 * 2**20
+#: ``precision=`` of Gram-space linear CKA: float32 Grams of float64-centred features, or float64 throughout.
+PRECISIONS = ("mixed", "float64")
 _SQRT2 = float(np.sqrt(2.0))
 
 
@@ -83,54 +96,132 @@ def hsic(stats: HsicStats, *, debiased: bool):
     return H_ab, H_aa, H_bb
 
 
-def _gram_slab(x, r0: int, r1: int, backend):
-    """Rows ``r0:r1`` of each layer's Gram, upper part only, flattened: ``(layers, ·)``.
+def centred_features(data: np.ndarray, backend, *, single: bool = False):
+    """Column-centred features and their squared row norms, a layer at a time.
 
-    Off-diagonal blocks stand for themselves and their mirror image, hence the √2: the
-    inner product of two slabs then equals that of the full Grams' rows.
+    Parameters
+    ----------
+    data : ndarray, shape (layers, n, dim)
+    single : bool
+        Store the centred features in float32 (centred in float64 first, so that a large
+        common offset costs no precision).
+
+    Returns
+    -------
+    x : backend array, shape (layers, n, dim)
+        float64, or float32 when ``single``.
+    k : backend array, shape (layers, n)
+        ``‖x̃_i‖²`` in float64, from the float64 centred values.
     """
-    K = x[:, r0:r1] @ backend.mT(x[:, r0:])
-    K[:, :, r1 - r0 :] *= _SQRT2
+    L, n, d = data.shape
+    x = backend.zeros((L, n, d), "float32" if single else "float64")
+    k = backend.zeros((L, n))
+    for i in range(L):  # one layer's float64 copy at a time, not the whole stack's
+        xi = backend.asarray(data[i])
+        xi = xi - xi.mean(0)[None, :]
+        k[i] = (xi * xi).sum(1)
+        x[i] = xi
+    return x, k
+
+
+def _slab_rows(n: int, layers: int, bytes_per_entry: int, memory: int | None) -> int:
+    """Rows per block so that ``layers`` slabs of ``rows × n`` entries fit ``memory``."""
+    memory = MEMORY_BYTES if memory is None else memory
+    return int(max(1, min(n, memory // (bytes_per_entry * n * layers))))
+
+
+def _upper_slab(K, r0: int, backend):
+    """Rows ``r0:r1`` × columns ``r0:`` of each layer's centred Gram, flattened: ``(layers, ·)``.
+
+    The diagonal is left out (zeroed) and the block right of the diagonal block stands for itself
+    and its mirror image, hence the √2: the inner product of two slabs then equals that of the
+    full Grams' rows without their diagonal.
+    """
+    m = K.shape[1]
+    idx = backend.arange(m)
+    K[:, idx, idx] = 0.0
+    K[:, :, m:] *= _SQRT2
     return K.reshape(K.shape[0], -1)
 
 
-def gram_stats(xa, xb, backend, *, memory: int | None = None) -> HsicStats:
-    """Statistics from Grams, built a block of rows at a time.
+#: Columns of a float32 slab widened at a time, into a buffer that stays in cache.
+_CHUNK = 16384
+
+
+def _block_products(sa, sb, backend):
+    """``sa @ sbᵀ`` and the self terms ``Σ sa²``, ``Σ sb²`` (None when ``sb`` is None), in float64.
+
+    Float32 slabs are widened a chunk of columns at a time into small reused float64 buffers:
+    the sums stay float64 (a float32 product of n²/2 columns would round sums that long at
+    ~1e-7), and no float64 copy of the slab is ever made (that copy cost a third of the time).
+    """
+    if sa.itemsize == 8:
+        if sb is None:
+            return sa @ sa.T, None, None
+        return sa @ sb.T, (sa * sa).sum(1), (sb * sb).sum(1)
+    width = min(_CHUNK, sa.shape[1])
+    buf_a = backend.zeros((sa.shape[0], width))
+    buf_b = None if sb is None else backend.zeros((sb.shape[0], width))
+    T = T_aa = T_bb = 0.0
+    for c0 in range(0, sa.shape[1], width):
+        w = min(width, sa.shape[1] - c0)
+        ca = buf_a[:, :w]
+        ca[...] = sa[:, c0 : c0 + w]
+        if sb is None:
+            T = T + ca @ ca.T
+            continue
+        cb = buf_b[:, :w]
+        cb[...] = sb[:, c0 : c0 + w]
+        T, T_aa, T_bb = T + ca @ cb.T, T_aa + (ca * ca).sum(1), T_bb + (cb * cb).sum(1)
+    return T, None if sb is None else T_aa, None if sb is None else T_bb
+
+
+def _slab_products(slab_a, slab_b, n: int, rows: int, backend):
+    """``Σ`` over row blocks of ``slab_a(r0, r1) @ slab_b(r0, r1)ᵀ`` (and the self terms when crossed).
+
+    Returns ``(T, T_aa, T_bb)`` as NumPy float64 arrays; ``T_aa``/``T_bb`` are None for one model
+    with itself.
+    """
+    T = T_aa = T_bb = 0.0
+    with backend.exact():
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            t, t_aa, t_bb = _block_products(slab_a(r0, r1), None if slab_b is None else slab_b(r0, r1), backend)
+            T = T + t
+            if slab_b is not None:
+                T_aa, T_bb = T_aa + t_aa, T_bb + t_bb
+    np_ = backend.to_numpy
+    return np_(T), None if slab_b is None else np_(T_aa), None if slab_b is None else np_(T_bb)
+
+
+def gram_stats(xa, ka, xb, kb, backend, *, memory: int | None = None) -> HsicStats:
+    """Statistics from Grams, built a block of rows at a time (upper part only: they are symmetric).
 
     Parameters
     ----------
     xa : backend array, shape (layers_A, n, dim_A)
-        Column-centred float64 features.
-    xb : backend array, shape (layers_B, n, dim_B), or None
-        Same for B; None compares A with itself.
+        Column-centred features, float64 or (mixed precision) float32.
+    ka : backend array, shape (layers_A, n)
+        Their squared row norms in float64 (:func:`centred_features`).
+    xb, kb : same for B, or None to compare A with itself
     memory : int, optional
         Bytes for one block of Gram rows; default :data:`MEMORY_BYTES`.
     """
-    memory = MEMORY_BYTES if memory is None else memory
     n = xa.shape[1]
-    k_a = (xa * xa).sum(2)
-    k_b = k_a if xb is None else (xb * xb).sum(2)
+    kb_ = ka if xb is None else kb
     n_layers = xa.shape[0] + (0 if xb is None else xb.shape[0])
-    rows = int(max(1, min(n, memory // (8 * n * n_layers))))
-    T = backend.zeros((xa.shape[0], k_b.shape[0]))
-    T_aa, T_bb = backend.zeros(xa.shape[0]), backend.zeros(k_b.shape[0])
-    for r0 in range(0, n, rows):
-        r1 = min(n, r0 + rows)
-        sa = _gram_slab(xa, r0, r1, backend)
-        if xb is None:
-            T += sa @ sa.T
-            continue
-        sb = _gram_slab(xb, r0, r1, backend)
-        T += sa @ sb.T
-        T_aa += (sa * sa).sum(1)
-        T_bb += (sb * sb).sum(1)
+    rows = _slab_rows(n, n_layers, xa.itemsize, memory)
+
+    def slab(x):
+        return lambda r0, r1: _upper_slab(x[:, r0:r1] @ backend.mT(x[:, r0:]), r0, backend)
+
+    T, T_aa, T_bb = _slab_products(slab(xa), None if xb is None else slab(xb), n, rows, backend)
     np_ = backend.to_numpy
-    D, t_a = np_(k_a @ k_b.T), np_(k_a.sum(1))
+    D, t_a = np_(ka @ kb_.T), np_(ka.sum(1))
     if xb is None:
-        return HsicStats.symmetric(n, np_(T), D, t_a)
-    return HsicStats(
-        n, np_(T), D, t_a, np_(k_b.sum(1)), np_(T_aa), np_((k_a * k_a).sum(1)), np_(T_bb), np_((k_b * k_b).sum(1))
-    )
+        return HsicStats.symmetric(n, T + D, D, t_a)
+    D_aa, D_bb = np_((ka * ka).sum(1)), np_((kb * kb).sum(1))
+    return HsicStats(n, T + D, D, t_a, np_(kb.sum(1)), T_aa + D_aa, D_aa, T_bb + D_bb, D_bb)
 
 
 def _centre_moments(Csq, muCnu, PP, M_ab_nu, M_ba_mu, sp_a, sp_b, mu2_a, mu2_b, n):
@@ -278,49 +369,161 @@ class FeatureMoments:
         return HsicStats(n, T, D, t_a, t_b, T_aa, D_aa, T_bb, D_bb)
 
 
-def _centred_rbf_grams(x, fraction: float, debiased: bool, backend, degenerate: np.ndarray):
-    """Per layer: RBF Gram with bandwidth ``fraction × √median(squared distance)``, centred.
 
-    Biased: ``H K H``.  Debiased: U-centred (Székely & Rizzo), zero diagonal.  Layers
-    already flagged in ``degenerate`` (or whose median distance is 0) give zeros.
+class RbfGrams:
+    """Centred RBF Grams of every layer, produced a block of rows at a time.
+
+    Per layer: bandwidth ``fraction × √median(squared distance)`` (the median over all n²
+    entries, diagonal included, as Kornblith et al.'s code takes it), then the Gram centred:
+    ``H K H`` (biased) or U-centred with a zero diagonal (debiased; Székely & Rizzo).  Nothing
+    holds more than one layer's ``n(n-1)/2`` distances (for the median) or one block of rows.
+
+    Parameters
+    ----------
+    x : backend array, shape (layers, n, dim)
+        Column-centred float64 features.
+    fraction : float
+    debiased : bool
+    backend
+    degenerate : ndarray of bool, shape (layers,)
+        Layers known to be constant; updated in place for a zero median distance.  Their Grams
+        are zeros.
+    memory : int, optional
+        Bytes for one block; default :data:`MEMORY_BYTES`.
     """
-    L, n, _ = x.shape
-    off_diag = 1.0 - backend.eye(n)
-    out = backend.zeros((L, n * n))
-    for i in range(L):
-        if degenerate[i]:
-            continue
-        G = x[i] @ x[i].T
-        k = (x[i] * x[i]).sum(1)
-        sq = k[:, None] + k[None, :] - 2 * G
-        sq = sq * (sq > 0)
-        median = backend.median(sq)
-        if median <= 0:
-            degenerate[i] = True
-            continue
-        K = backend.exp(sq / (-2.0 * fraction**2 * median))
-        if debiased:
-            K = K * off_diag
-            means = K.sum(0) / (n - 2)
-            means = means - means.sum() / (2 * (n - 1))
-            K = (K - means[:, None] - means[None, :]) * off_diag
+
+    #: float64 temporaries per kernel entry while a block is made (distances, kernel, centred)
+    BYTES_PER_ENTRY = 32
+
+    def __init__(self, x, *, fraction: float, debiased: bool, backend, degenerate: np.ndarray,
+                 memory: int | None = None):
+        L, n, _ = x.shape
+        self.x, self.k, self.n, self.layers = x, (x * x).sum(2), n, L
+        self.debiased, self.backend = debiased, backend
+        self.means = backend.zeros((L, n))
+        gamma, grand = np.zeros(L), np.zeros(L)
+        rows = _slab_rows(n, 1, self.BYTES_PER_ENTRY, memory)
+        for i in np.flatnonzero(~degenerate):
+            median = self._median(i, rows)
+            if median <= 0:
+                degenerate[i] = True
+                continue
+            gamma[i] = -1.0 / (2.0 * fraction**2 * median)
+            grand[i] = self._centring(i, gamma[i], rows)
+        live = np.where(degenerate, 0.0, 1.0)
+        self.gamma = backend.asarray(gamma)[:, None, None]
+        self.grand = backend.asarray(grand)[:, None, None]
+        self.live = backend.asarray(live)[:, None, None]
+
+    def _sq(self, layers, r0: int, r1: int, c0: int):
+        """Squared distances of rows ``r0:r1`` to samples ``c0:`` (``layers``: an index or a slice)."""
+        x, k = self.x[layers], self.k[layers]
+        sq = k[..., r0:r1, None] + k[..., None, c0:] - 2 * (x[..., r0:r1, :] @ self.backend.mT(x[..., c0:, :]))
+        return sq * (sq > 0)
+
+    def _median(self, i: int, rows: int) -> float:
+        """Median of layer ``i``'s n × n squared distances, from the ``n(n-1)/2`` above the diagonal.
+
+        The n² entries are the n zeros of the diagonal and each pair twice: sorted position
+        ``p ≥ n`` holds the pair of rank ``(p - n) // 2``.
+        """
+        bk, n = self.backend, self.n
+        upper = bk.zeros(n * (n - 1) // 2)
+        pos = 0
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            block = self._sq(i, r0, r1, r0)[bk.upper_mask(r1 - r0, n - r0)]
+            upper[pos : pos + block.shape[0]] = block
+            pos += block.shape[0]
+        middle = ((n * n - 1) // 2, n * n // 2)
+        ranks = sorted({(p - n) // 2 for p in middle if p >= n})
+        value = dict(zip(ranks, bk.smallest(upper, ranks)))
+        return sum(value[(p - n) // 2] if p >= n else 0.0 for p in middle) / 2
+
+    def _centring(self, i: int, gamma: float, rows: int) -> float:
+        """Store layer ``i``'s centring means from its kernel's row sums; return the grand mean (biased)."""
+        bk, n = self.backend, self.n
+        sums = bk.zeros(n)
+        for r0 in range(0, n, rows):  # upper blocks only: the part right of the diagonal block adds to both
+            r1 = min(n, r0 + rows)
+            K = bk.exp(self._sq(i, r0, r1, r0) * gamma)
+            if self.debiased:
+                idx = bk.arange(r1 - r0)
+                K[idx, idx] = 0.0
+            sums[r0:r1] += K.sum(1)
+            sums[r1:] += K[:, r1 - r0 :].sum(0)
+        if self.debiased:
+            means = sums / (n - 2)
+            self.means[i] = means - means.sum() / (2 * (n - 1))
+            return 0.0
+        self.means[i] = sums / n
+        return float(sums.sum()) / n**2
+
+    def rows(self, r0: int, r1: int, c0: int = 0):
+        """Rows ``r0:r1``, columns ``c0:`` of every layer's centred Gram: ``(layers, r1 - r0, n - c0)``."""
+        K = self.backend.exp(self._sq(slice(None), r0, r1, c0) * self.gamma)
+        K = K - self.means[:, r0:r1, None] - self.means[:, None, c0:]
+        if self.debiased:
+            idx = self.backend.arange(r1 - r0)
+            K[:, idx, idx + (r0 - c0)] = 0.0
         else:
-            K = K - K.mean(0)[None, :] - K.mean(1)[:, None] + K.mean()
-        out[i] = K.reshape(-1)
-    return out
+            K = K + self.grand
+        return K * self.live
+
+    def slab(self, r0: int, r1: int):
+        """:func:`_upper_slab` of the centred Grams (their diagonal goes in separately: see :func:`rbf_hsic`)."""
+        return _upper_slab(self.rows(r0, r1, r0), r0, self.backend)
+
+    def diagonal(self):
+        """``(layers, n)`` diagonal of every layer's centred Gram (zeros when debiased)."""
+        if self.debiased:
+            return self.backend.zeros((self.layers, self.n))
+        return (1.0 - 2.0 * self.means + self.grand[:, :, 0]) * self.live[:, :, 0]
 
 
-def rbf_hsic(xa, xb, *, fraction: float, debiased: bool, backend, degenerate_a, degenerate_b):
+def rbf_hsic(xa, xb, *, fraction: float, debiased: bool, backend, degenerate_a, degenerate_b,
+             memory: int | None = None):
     """RBF-kernel HSIC of all pairs: ``(H_ab, H_aa, H_bb)`` as in :func:`hsic`.
 
-    ``xa``, ``xb``: centred backend arrays ``(layers, n, dim)`` (``xb`` None for A with itself).
-    ``degenerate_*``: boolean arrays ``(layers,)``, updated in place for zero median distance.
+    ``xa``, ``xb``: centred float64 backend arrays ``(layers, n, dim)`` (``xb`` None for A with
+    itself).  ``degenerate_*``: boolean arrays ``(layers,)``, updated in place for zero median
+    distance.  Memory: one layer's distances for its median and one block of Gram rows
+    (:class:`RbfGrams`), never a whole ``(layers, n²)`` stack.
     """
     n = xa.shape[1]
     scale = n * (n - 3) if debiased else (n - 1) ** 2
-    Ga = _centred_rbf_grams(xa, fraction, debiased, backend, degenerate_a)
-    Gb = Ga if xb is None else _centred_rbf_grams(xb, fraction, debiased, backend, degenerate_b)
-    H_ab = backend.to_numpy(Ga @ Gb.T) / scale
-    H_aa = backend.to_numpy((Ga * Ga).sum(1)) / scale
-    H_bb = backend.to_numpy((Gb * Gb).sum(1)) / scale
-    return H_ab, H_aa, H_bb
+    ga = RbfGrams(xa, fraction=fraction, debiased=debiased, backend=backend, degenerate=degenerate_a, memory=memory)
+    gb = ga if xb is None else RbfGrams(xb, fraction=fraction, debiased=debiased, backend=backend,
+                                        degenerate=degenerate_b, memory=memory)  # fmt: skip
+    rows = _slab_rows(n, ga.layers + (0 if xb is None else gb.layers), RbfGrams.BYTES_PER_ENTRY, memory)
+    T, T_aa, T_bb = _slab_products(ga.slab, None if xb is None else gb.slab, n, rows, backend)
+    np_ = backend.to_numpy
+    da, db = np_(ga.diagonal()), np_(gb.diagonal())
+    T = T + da @ db.T
+    if xb is None:
+        return T / scale, np.diag(T) / scale, np.diag(T) / scale
+    return T / scale, (T_aa + (da * da).sum(1)) / scale, (T_bb + (db * db).sum(1)) / scale
+
+
+def centred_grams(x, *, kernel: str, debiased: bool, fraction: float, backend, degenerate: np.ndarray):
+    """Every layer's whole centred Gram, ``(layers, n, n)`` float64: what a permutation null reuses.
+
+    Centred as the HSIC estimators need (double-centred when biased, U-centred when debiased), so
+    that ``HSIC = ⟨G_a, G_b⟩ / scale``; permuting samples permutes a centred Gram's rows and columns.
+    ``x``: column-centred float64 features.
+    """
+    if kernel == "rbf":
+        grams = RbfGrams(x, fraction=fraction, debiased=debiased, backend=backend, degenerate=degenerate)
+        return grams.rows(0, x.shape[1])
+    n = x.shape[1]
+    K = x @ backend.mT(x)
+    idx = backend.arange(n)
+    if not debiased:
+        means = K.mean(2)
+        return K - means[:, :, None] - means[:, None, :] + means.mean(1)[:, None, None]
+    K[:, idx, idx] = 0.0
+    means = K.sum(2) / (n - 2)
+    means = means - means.sum(1)[:, None] / (2 * (n - 1))
+    K = K - means[:, :, None] - means[:, None, :]
+    K[:, idx, idx] = 0.0
+    return K

@@ -1,20 +1,63 @@
 """RSA, orthogonal Procrustes, SVCCA, PWCCA and mutual-kNN alignment for all layer pairs.
 
-Each works from per-layer statistics computed once (an RDM, a thin SVD of the centred
-features, a neighbour set) and combines them pair by pair or in one product.  All run on
-the CPU in float64.  Every function returns ``(values, bad_a, bad_b, estimator, method,
-details)`` for :func:`~m2v_lab.similarity.layer_similarity` to wrap.
+Each measure works in three steps: statistics of each layer computed once (an RDM, a thin SVD
+of the centred features, neighbour lists), the same statistics for the samples in another order
+(cheap: a permutation of rows, which is what a permutation null needs), and all pairs combined
+from them.  RSA and mutual kNN run in NumPy; the SVD-based measures (Procrustes, SVCCA, PWCCA)
+run where ``device=`` says (:mod:`~m2v_lab.similarity._backend`: NumPy by default, torch's
+``linalg`` on a GPU), float64 everywhere.  Every ``*_layers`` function returns ``(values, bad_a,
+bad_b, estimator, method, details)`` for :func:`~m2v_lab.similarity.layer_similarity` to wrap.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from ..errors import AnalysisError, OptionError
+from ._backend import get_backend
 from ._inputs import Stack, constant_layers
-from ..options import one_of, whole_number
+from ..options import one_of, real_number, whole_number
 
-__all__ = ["rsa_layers", "procrustes_layers", "svcca_layers", "pwcca_layers", "mutual_knn_layers"]
+__all__ = ["rsa_layers", "procrustes_layers", "svcca_layers", "pwcca_layers", "mutual_knn_layers", "make_measure"]
+
+
+@dataclass(frozen=True)
+class Side:
+    """Per-layer statistics of one input: ``stats[i]`` (None for layers flagged ``bad``)."""
+
+    stats: list
+    bad: np.ndarray
+    names: tuple[str, ...]
+    n: int
+    dim: int
+
+
+class _Measure:
+    """A measure as three steps; subclasses set ``estimator``, ``method`` and the three methods."""
+
+    estimator = method = ""
+    details: dict = {}
+
+    def prepare(self, stack: Stack) -> Side:
+        """Statistics of each layer of ``stack``."""
+        raise NotImplementedError
+
+    def permuted(self, side: Side, order: np.ndarray) -> Side:
+        """The statistics of the same samples taken in ``order`` (without recomputing them)."""
+        raise NotImplementedError
+
+    def compare(self, a: Side, b: Side, *, symmetric: bool) -> np.ndarray:
+        """``(layers_A, layers_B)`` values; ``symmetric`` when ``b`` is ``a`` (fills the lower half by mirroring)."""
+        raise NotImplementedError
+
+    def run(self, sa: Stack, sb: Stack | None):
+        """The tuple ``layer_similarity`` wraps (see the module docstring)."""
+        a = self.prepare(sa)
+        b = a if sb is None else self.prepare(sb)
+        return self.compare(a, b, symmetric=sb is None), a.bad, b.bad, self.estimator, self.method, dict(self.details)
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
@@ -50,35 +93,49 @@ def _rank(v: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _per_side(sa: Stack, sb: Stack | None, fn):
-    """Apply ``fn(stack)`` → ``(stats, bad)`` to A and, if given, B."""
-    a = fn(sa)
-    return a, a if sb is None else fn(sb)
-
-
 # --- RSA -------------------------------------------------------------------------------
 
 
-def _rdm_vectors(stack: Stack, distance: str, compare: str):
-    from scipy.spatial.distance import pdist
+class _Rsa(_Measure):
+    method = "gram"
 
-    n = stack.n
-    out = np.zeros((stack.data.shape[0], n * (n - 1) // 2))
-    bad = constant_layers(stack.data)
-    for i, x in enumerate(stack.data):
-        if bad[i] or (distance == "correlation" and _unit_rows(x, centre=True) is None):
-            bad[i] = True
-            continue
-        # direct differences (not the Gram) so that equal distances tie exactly, as ranks need
-        v = pdist(x.astype(np.float64), distance)
-        v = _rank(v) if compare == "spearman" else v
-        v = v - v.mean()
-        norm = np.linalg.norm(v)
-        if norm == 0:
-            bad[i] = True
-            continue
-        out[i] = v / norm
-    return out, bad
+    def __init__(self, distance: str = "correlation", compare: str = "spearman"):
+        self.distance = one_of("distance", distance, ("correlation", "euclidean"))
+        self.estimator = one_of("compare", compare, ("spearman", "pearson"))
+        self.details = {"distance": distance}
+
+    def prepare(self, stack):
+        from scipy.spatial.distance import pdist
+
+        out = []
+        bad = constant_layers(stack.data)
+        for i, x in enumerate(stack.data):
+            if bad[i] or (self.distance == "correlation" and _unit_rows(x, centre=True) is None):
+                bad[i] = True
+                out.append(None)
+                continue
+            # direct differences (not the Gram) so that equal distances tie exactly, as ranks need
+            v = pdist(x.astype(np.float64), self.distance)
+            v = _rank(v) if self.estimator == "spearman" else v
+            v = v - v.mean()
+            norm = np.linalg.norm(v)
+            bad[i] = norm == 0
+            out.append(None if bad[i] else v / norm)
+        return Side(out, bad, stack.names, stack.n, stack.data.shape[2])
+
+    def permuted(self, side, order):
+        # pair (i, j) of the reordered samples is pair (order[i], order[j]) of the original ones
+        n = side.n
+        i, j = np.triu_indices(n, 1)
+        p, q = np.minimum(order[i], order[j]), np.maximum(order[i], order[j])
+        where = n * p - p * (p + 1) // 2 + q - p - 1  # position of (p, q) in a condensed distance vector
+        return replace(side, stats=[None if v is None else v[where] for v in side.stats])
+
+    def compare(self, a, b, *, symmetric):
+        size = a.n * (a.n - 1) // 2
+        Ra = np.stack([np.zeros(size) if v is None else v for v in a.stats])
+        Rb = Ra if symmetric else np.stack([np.zeros(size) if v is None else v for v in b.stats])
+        return Ra @ Rb.T
 
 
 def rsa_layers(sa: Stack, sb: Stack | None, *, distance: str = "correlation", compare: str = "spearman"):
@@ -101,58 +158,75 @@ def rsa_layers(sa: Stack, sb: Stack | None, *, distance: str = "correlation", co
     comparison also ignores any monotone change of the dissimilarities.  Memory and time
     grow as ``layers · n²``.
     """
-    one_of("distance", distance, ("correlation", "euclidean"))
-    one_of("compare", compare, ("spearman", "pearson"))
-    (Ra, bad_a), (Rb, bad_b) = _per_side(sa, sb, lambda s: _rdm_vectors(s, distance, compare))
-    return Ra @ Rb.T, bad_a, bad_b, compare, "gram", {"distance": distance}
+    return _Rsa(distance, compare).run(sa, sb)
 
 
 # --- SVD-based: Procrustes, SVCCA, PWCCA ---------------------------------------------------
 
 
-def _thin_svds(stack: Stack):
-    """Per layer ``(U, s, Vt)`` of the centred features, rank-truncated; None if constant."""
-    bad = constant_layers(stack.data)
-    out = []
-    for i, x in enumerate(stack.data):
-        if bad[i]:
-            out.append(None)
-            continue
-        U, s, Vt = np.linalg.svd(_centred(x), full_matrices=False)
-        r = int((s > s[0] * max(x.shape) * np.finfo(np.float64).eps).sum())
-        out.append((U[:, :r], s[:r], Vt[:r]))
-    return out, bad
+class _SvdMeasure(_Measure):
+    """Measures from each layer's thin SVD ``(U, s, Vt)`` of the centred features, rank-truncated."""
 
+    method = "svd"
 
-def _pairwise(sa: Stack, sb: Stack | None, svd_a, svd_b, fn, symmetric: bool):
-    """``fn(svd_a, svd_b, (row_name, col_name))`` over all pairs (mirrored when ``symmetric``)."""
-    cols = (sa if sb is None else sb).names
-    values = np.full((len(svd_a), len(svd_b)), np.nan)
-    for i, a in enumerate(svd_a):
-        for j, b in enumerate(svd_b):
-            if a is None or b is None or (symmetric and j < i):
+    def __init__(self, device="numpy"):
+        self.backend = get_backend(device)
+
+    def prepare(self, stack):
+        bk = self.backend
+        bad = constant_layers(stack.data)
+        out = []
+        for i, layer in enumerate(stack.data):
+            if bad[i]:
+                out.append(None)
                 continue
-            values[i, j] = fn(a, b, (sa.names[i], cols[j]))
-            if symmetric:
-                values[j, i] = values[i, j]
-    return values
+            x = bk.asarray(layer)
+            U, s, Vt = bk.svd(x - x.mean(0)[None, :])
+            r = int((s > float(s[0]) * max(layer.shape) * np.finfo(np.float64).eps).sum())
+            out.append((U[:, :r], s[:r], Vt[:r]))
+        return Side(out, bad, stack.names, stack.n, stack.data.shape[2])
+
+    def permuted(self, side, order):
+        index = self.backend.index(order)
+        return replace(side, stats=[None if t is None else (t[0][index], t[1], t[2]) for t in side.stats])
+
+    def compare(self, a, b, *, symmetric):
+        values = np.full((len(a.stats), len(b.stats)), np.nan)
+        for i, x in enumerate(a.stats):
+            for j, y in enumerate(b.stats):
+                if x is None or y is None or (symmetric and j < i):
+                    continue
+                values[i, j] = self.pair(x, y, (a.names[i], b.names[j]), a.n)
+                if symmetric:
+                    values[j, i] = values[i, j]
+        return values
+
+    def pair(self, x, y, names: tuple[str, str], n: int) -> float:
+        raise NotImplementedError
 
 
-def procrustes_layers(sa: Stack, sb: Stack | None):
+def _norm(s) -> float:
+    return float((s * s).sum()) ** 0.5
+
+
+class _Procrustes(_SvdMeasure):
+    estimator = "nuclear norm"
+
+    def pair(self, x, y, names, n):
+        M = (x[0] * x[1]).T @ (y[0] * y[1])
+        return float(self.backend.svdvals(M).sum()) / (_norm(x[1]) * _norm(y[1]))
+
+
+def procrustes_layers(sa: Stack, sb: Stack | None, *, device="numpy"):
     """Orthogonal Procrustes similarity ``‖X̃ᵀỸ‖_* / (‖X̃‖_F ‖Ỹ‖_F)``, in [0, 1].
 
     With both inputs centred and scaled to unit Frobenius norm, the Procrustes distance of
     Ding et al. (2021) is ``2 - 2·value``: the residual of the best rotation of one onto the
     other.  Invariant to orthogonal transforms, isotropic scaling and translation, not to
-    general invertible linear maps (unlike CCA).
+    general invertible linear maps (unlike CCA).  Its value depends on n: with fewer samples
+    than dimensions, unrelated layers score well above 0.
     """
-    (svd_a, bad_a), (svd_b, bad_b) = _per_side(sa, sb, _thin_svds)
-
-    def similarity(a, b, _names):
-        M = (a[0] * a[1]).T @ (b[0] * b[1])
-        return np.linalg.svd(M, compute_uv=False).sum() / (np.linalg.norm(a[1]) * np.linalg.norm(b[1]))
-
-    return _pairwise(sa, sb, svd_a, svd_b, similarity, sb is None), bad_a, bad_b, "nuclear norm", "svd", {}
+    return _Procrustes(device).run(sa, sb)
 
 
 def _need_samples(n: int, k_a: int, k_b: int, what: str, names: tuple[str, str]) -> None:
@@ -161,25 +235,65 @@ def _need_samples(n: int, k_a: int, k_b: int, what: str, names: tuple[str, str])
             f"{what} of layers {names[0]!r} ({k_a} directions) and {names[1]!r} ({k_b} directions) needs "
             f"n - 1 ≥ {k_a + k_b} samples, but n = {n}: in the (n-1)-dimensional centred sample space the "
             f"two subspaces share at least {k_a + k_b - (n - 1)} directions, giving spurious correlations "
-            "of 1. Use more samples, keep fewer directions (svcca keep=0.9 or an int), or use CKA."
+            "of 1. Use more samples, keep fewer directions (svcca variance=0.9 or n_components=), or use CKA."
         )
 
 
-def _kept(s: np.ndarray, keep) -> int:
-    if isinstance(keep, (int, np.integer)) and not isinstance(keep, bool):
-        return int(min(keep, s.size))
-    energy = np.cumsum(s**2) / np.sum(s**2)
-    return int(np.searchsorted(energy, keep - 1e-12) + 1)
+class _Svcca(_SvdMeasure):
+    estimator = "mean CCA"
+
+    def __init__(self, *, n_components=None, variance=None, keep=None, device="numpy"):
+        if keep is not None:
+            if n_components is not None or variance is not None:
+                raise OptionError("keep= is the old name of n_components= (a whole number) and variance= (a "
+                                  "fraction); give only the new ones.")
+            count = isinstance(keep, (int, np.integer)) and not isinstance(keep, (bool, np.bool_)) and keep >= 1
+            if not count and not (isinstance(keep, (float, np.floating)) and 0 < keep <= 1):
+                raise OptionError(f"keep={keep!r}: give a variance fraction in (0, 1] or a number of directions ≥ 1 "
+                                  "(better: variance= or n_components=, keep= is deprecated).")
+            new = f"n_components={keep!r}" if count else f"variance={keep!r}"
+            warnings.warn(f"svcca keep={keep!r} is deprecated: it means {new}; pass that instead (keep=1 kept one "
+                          "direction, keep=1.0 all of them).", DeprecationWarning, stacklevel=5)
+            n_components, variance = (keep, None) if count else (None, keep)
+        if n_components is not None and variance is not None:
+            raise OptionError(f"n_components={n_components!r} and variance={variance!r}: give one of them.")
+        if n_components is not None:
+            self.count = whole_number("n_components", n_components, minimum=1)
+            self.details = {"n_components": self.count}
+        else:
+            self.count = None
+            self.fraction = 0.99 if variance is None else real_number(
+                "variance", variance, low=0, high=1, high_ok=True, hint=" (the share of variance kept, e.g. 0.99)")
+            self.details = {"variance": self.fraction}
+        super().__init__(device)
+
+    def kept(self, s) -> int:
+        if self.count is not None:
+            return min(self.count, s.shape[0])
+        energy = np.cumsum(self.backend.to_numpy(s) ** 2)
+        return int(np.searchsorted(energy / energy[-1], self.fraction - 1e-12) + 1)
+
+    def pair(self, x, y, names, n):
+        ka, kb = self.kept(x[1]), self.kept(y[1])
+        _need_samples(n, ka, kb, "SVCCA", names)
+        rho = self.backend.svdvals(x[0][:, :ka].T @ y[0][:, :kb])
+        return float(rho.clip(0.0, 1.0).mean())
 
 
-def svcca_layers(sa: Stack, sb: Stack | None, *, keep=0.99):
+def svcca_layers(sa: Stack, sb: Stack | None, *, n_components: int | None = None, variance: float | None = None,
+                 keep=None, device="numpy"):
     """SVCCA (Raghu et al. 2017): mean canonical correlation after an SVD reduction.
 
     Parameters
     ----------
-    keep : float in (0, 1] or int
-        Directions kept per layer: enough to explain this fraction of the variance
-        (0.99 as in the paper), or this many.
+    n_components : int, optional
+        Keep this many directions per layer (fewer when the layer has lower rank).
+    variance : float in (0, 1], optional
+        Keep enough directions to explain this share of each layer's variance; the default
+        when neither is given, 0.99 as in the paper.  ``variance=1.0`` keeps every direction.
+    keep : int or float, optional
+        Deprecated: an int meant ``n_components``, a float ``variance`` (so ``keep=1`` kept one
+        direction and ``keep=1.0`` all of them); warns with a DeprecationWarning.
 
     Notes
     -----
@@ -189,23 +303,25 @@ def svcca_layers(sa: Stack, sb: Stack | None, *, keep=0.99):
     orthogonal transforms, isotropic scaling and translation; the CCA step alone would be
     invariant to any invertible linear map, the variance-based truncation is not.
     """
-    count = isinstance(keep, (int, np.integer)) and not isinstance(keep, (bool, np.bool_)) and keep >= 1
-    if not count and not (isinstance(keep, (float, np.floating)) and 0 < keep <= 1):
-        raise OptionError(f"keep={keep!r}: give a variance fraction in (0, 1] or a number of directions ≥ 1.")
-    (svd_a, bad_a), (svd_b, bad_b) = _per_side(sa, sb, _thin_svds)
-    n = sa.n
-
-    def mean_cc(a, b, names):
-        ka, kb = _kept(a[1], keep), _kept(b[1], keep)
-        _need_samples(n, ka, kb, "SVCCA", names)
-        rho = np.linalg.svd(a[0][:, :ka].T @ b[0][:, :kb], compute_uv=False)
-        return float(np.clip(rho, 0.0, 1.0).mean())
-
-    values = _pairwise(sa, sb, svd_a, svd_b, mean_cc, sb is None)
-    return values, bad_a, bad_b, "mean CCA", "svd", {"keep": keep}
+    return _Svcca(n_components=n_components, variance=variance, keep=keep, device=device).run(sa, sb)
 
 
-def pwcca_layers(sa: Stack, sb: Stack | None):
+class _Pwcca(_SvdMeasure):
+    estimator = "weighted CCA"
+
+    def compare(self, a, b, *, symmetric):
+        self.smaller_a = a.dim <= b.dim  # whose neurons weigh the correlations
+        return super().compare(a, b, symmetric=False)  # not a symmetric measure
+
+    def pair(self, x, y, names, n):
+        _need_samples(n, x[1].shape[0], y[1].shape[0], "PWCCA", names)
+        P, rho, Qt = self.backend.svd(x[0].T @ y[0])
+        base, dirs = (x, P) if self.smaller_a else (y, Qt.T)
+        weights = abs(dirs.T @ (base[1][:, None] * base[2])).sum(1)
+        return float((weights * rho.clip(0.0, 1.0)).sum() / weights.sum())
+
+
+def pwcca_layers(sa: Stack, sb: Stack | None, *, device="numpy"):
     """PWCCA (Morcos et al. 2018): canonical correlations weighted by their share of the neurons.
 
     The weight of canonical variate ``h_i`` is ``Σ_j |⟨h_i, x̃_j⟩|`` over the neurons ``x̃_j``
@@ -220,73 +336,94 @@ def pwcca_layers(sa: Stack, sb: Stack | None):
     Invariant to translation, isotropic scaling and to permuting or flipping the sign of
     neurons; not to rotations of the feature space (the weights change).
     """
-    (svd_a, bad_a), (svd_b, bad_b) = _per_side(sa, sb, _thin_svds)
-    n = sa.n
-    dim_a, dim_b = sa.data.shape[2], (sa if sb is None else sb).data.shape[2]
-
-    def weighted_cc(a, b, names):
-        _need_samples(n, a[1].size, b[1].size, "PWCCA", names)
-        P, rho, Qt = np.linalg.svd(a[0].T @ b[0], full_matrices=False)
-        base, dirs = (a, P) if dim_a <= dim_b else (b, Qt.T)
-        weights = np.abs(dirs.T @ (base[1][:, None] * base[2])).sum(1)
-        return float(np.sum(weights * np.clip(rho, 0.0, 1.0)) / np.sum(weights))
-
-    values = _pairwise(sa, sb, svd_a, svd_b, weighted_cc, symmetric=False)
-    return values, bad_a, bad_b, "weighted CCA", "svd", {}
+    return _Pwcca(device).run(sa, sb)
 
 
 # --- mutual kNN ----------------------------------------------------------------------------
 
 
-def _neighbour_codes(stack: Stack, k: int, metric: str):
-    """Sparse indicator ``(layers, n·n)`` of each sample's k nearest neighbours."""
-    from scipy import sparse
+class _MutualKnn(_Measure):
+    method = "gram"
 
-    n = stack.n
-    bad = constant_layers(stack.data)
-    rows, cols = [], []
-    for i, x in enumerate(stack.data):
-        if bad[i]:
-            continue
-        if metric == "euclidean":
-            dist = _sq_distances(_centred(x))
-        else:
-            z = _unit_rows(x, centre=False)
-            if z is None:
-                bad[i] = True
+    def __init__(self, *, k: int = 10, metric: str = "cosine"):
+        self.metric = one_of("metric", metric, ("cosine", "euclidean"))
+        self.k = k
+
+    def prepare(self, stack):
+        n = stack.n
+        self.k = k = whole_number("k", self.k, minimum=1, below=n - 1, why=f" (n - 1 for these n = {n} samples)")
+        self.estimator = f"k={k}"
+        self.details = {"k": k, "metric": self.metric, "chance": k / (n - 1)}
+        bad = constant_layers(stack.data)
+        out = []
+        for i, x in enumerate(stack.data):
+            if bad[i]:
+                out.append(None)
                 continue
-            dist = -(z @ z.T)
-        np.fill_diagonal(dist, np.inf)
-        nbrs = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        rows.append(np.full(n * k, i))
-        cols.append((np.arange(n)[:, None] * n + nbrs).ravel())
-    rows = np.concatenate(rows) if rows else np.zeros(0, int)
-    cols = np.concatenate(cols) if cols else np.zeros(0, int)
-    indicator = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(stack.data.shape[0], n * n))
-    return indicator, bad
+            if self.metric == "euclidean":
+                dist = _sq_distances(_centred(x))
+            else:
+                z = _unit_rows(x, centre=False)
+                if z is None:
+                    bad[i] = True
+                    out.append(None)
+                    continue
+                dist = -(z @ z.T)
+            np.fill_diagonal(dist, np.inf)
+            out.append(np.argpartition(dist, k - 1, axis=1)[:, :k])
+        return Side(out, bad, stack.names, n, stack.data.shape[2])
+
+    def permuted(self, side, order):
+        # sample i of the reordered data is sample order[i]; its neighbours, renamed likewise
+        where = np.argsort(order)
+        return replace(side, stats=[None if nb is None else where[nb[order]] for nb in side.stats])
+
+    def _indicator(self, side):
+        """Sparse ``(layers, n·n)``: row ``l`` marks each sample's k neighbours at layer ``l``."""
+        from scipy import sparse
+
+        n, k = side.n, self.k
+        rows = [np.full(n * k, i) for i, nb in enumerate(side.stats) if nb is not None]
+        cols = [(np.arange(n)[:, None] * n + nb).ravel() for nb in side.stats if nb is not None]
+        rows = np.concatenate(rows) if rows else np.zeros(0, int)
+        cols = np.concatenate(cols) if cols else np.zeros(0, int)
+        return sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(len(side.stats), n * n))
+
+    def compare(self, a, b, *, symmetric):
+        Sa = self._indicator(a)
+        Sb = Sa if symmetric else self._indicator(b)
+        return (Sa @ Sb.T).toarray() / (a.n * self.k)
 
 
-def mutual_knn_layers(sa: Stack, sb: Stack | None, *, k: int = 10, metric: str = "euclidean"):
+def mutual_knn_layers(sa: Stack, sb: Stack | None, *, k: int = 10, metric: str = "cosine"):
     """Mutual k-nearest-neighbour alignment (Huh et al. 2024).
 
     The mean over samples of ``|N_A(i) ∩ N_B(i)| / k``, where ``N(i)`` are the ``k`` nearest
     other samples.  Independent layers score about ``k / (n - 1)`` (stored in
-    ``details["chance"]``).
+    ``details["chance"]``).  With k fixed, the value depends on n (neighbourhoods shrink as n
+    grows): compare values at equal n.
 
     Parameters
     ----------
     k : int
         Neighbours per sample, ``1 ≤ k < n - 1``.
-    metric : {"euclidean", "cosine"}
-        ``"cosine"`` on the raw features reproduces Huh et al.; it is invariant to rotations
-        and per-sample scaling but not to translation.  ``"euclidean"`` (on centred
-        features) is invariant to orthogonal transforms, isotropic scaling and translation.
+    metric : {"cosine", "euclidean"}
+        ``"cosine"`` (the default) on the raw features is Huh et al.'s: their code scales each
+        sample to unit length and takes inner products.  It is invariant to rotations and
+        per-sample scaling but not to translation.  ``"euclidean"`` (on centred features) is
+        invariant to orthogonal transforms, isotropic scaling and translation.  Earlier
+        versions of m2v_lab defaulted to ``"euclidean"``; pass it to reproduce their numbers.
+        Huh et al. also clip outliers first: ``layer_similarity(..., clip=0.95)``.
 
     Ties among distances are broken arbitrarily but deterministically.
     """
-    one_of("metric", metric, ("euclidean", "cosine"))
-    n = sa.n
-    k = whole_number("k", k, minimum=1, below=n - 1, why=f" (n - 1 for these n = {n} samples)")
-    (Sa, bad_a), (Sb, bad_b) = _per_side(sa, sb, lambda s: _neighbour_codes(s, k, metric))
-    values = (Sa @ Sb.T).toarray() / (n * k)
-    return values, bad_a, bad_b, f"k={k}", "gram", {"k": k, "metric": metric, "chance": k / (n - 1)}
+    return _MutualKnn(k=k, metric=metric).run(sa, sb)
+
+
+def make_measure(name: str, *, device="numpy", **options) -> _Measure:
+    """The measure object of ``name`` (not ``"cka"``) with its options checked."""
+    if name in ("procrustes", "pwcca"):
+        return (_Procrustes if name == "procrustes" else _Pwcca)(device, **options)
+    if name == "svcca":
+        return _Svcca(device=device, **options)
+    return {"rsa": _Rsa, "mutual_knn": _MutualKnn}[name](**options)

@@ -33,13 +33,18 @@ class SimilarityResult:
     n : int
         Number of samples compared.
     details : dict
-        Options that shape the values (kernel, bandwidth, distance, k, batch size, backend);
-        ``"clips"`` says how the samples of A and B were paired when both carried clip ids
-        (by id, and whether B was reordered to A's clip order).
+        Options that shape the values (kernel, bandwidth, distance, k, batch size, backend,
+        precision, ``standardize``, ``clip``); ``"clips"`` says how the samples of A and B were
+        paired when both carried clip ids (by id, and whether B was reordered to A's clip
+        order); ``"ci"`` and ``"null"`` what the intervals and p-values are.
     ci_low, ci_high : ndarray, shape (layers_A, layers_B), optional
         Confidence bounds, from :func:`~m2v_lab.similarity.similarity_ci`.
     p_values : ndarray, shape (layers_A, layers_B), optional
-        From :func:`~m2v_lab.similarity.permutation_test`.
+        From :func:`~m2v_lab.similarity.permutation_test`: each cell's own p-value.
+    p_adjusted : ndarray, shape (layers_A, layers_B), optional
+        The same, adjusted for testing every cell of the map (``details["correction"]``:
+        ``"fwer"``, ``"fdr"`` or ``"none"``); NaN for cells not tested (the diagonal of a
+        within-model map).
     replicates : ndarray, shape (resamples, layers_A, layers_B), optional
         The resampled or permuted values behind ``ci_*`` or ``p_values``.
     """
@@ -56,20 +61,32 @@ class SimilarityResult:
     ci_high: np.ndarray | None = None
     p_values: np.ndarray | None = None
     replicates: np.ndarray | None = None
+    p_adjusted: np.ndarray | None = None
 
     @property
     def title(self) -> str:
-        """Short description for figure titles, e.g. ``"CKA (linear, debiased), n = 2000"``."""
+        """Short description for figure titles, e.g. ``"CKA (linear, debiased), n = 2000"``.
+
+        Preprocessing is named when there was some (``"CKA (linear, debiased, z-scored), n = 40"``).
+        """
         kernel = self.details.get("kernel")
-        what = f"{kernel}, {self.estimator}" if kernel else self.estimator
-        return f"{self.measure.upper().replace('_', ' ')} ({what}), n = {self.n}"
+        parts = [kernel, self.estimator] if kernel else [self.estimator]
+        if "clip" in self.details:
+            parts.append(f"clipped at q={self.details['clip']:g}")
+        if self.details.get("standardize"):
+            parts.append("z-scored")
+        return f"{self.measure.upper().replace('_', ' ')} ({', '.join(parts)}), n = {self.n}"
 
     def to_frame(self, what: str = "values"):
-        """A pandas DataFrame indexed by ``rows`` with ``cols`` as columns.
+        """A pandas DataFrame: a layers × layers table, or one row per layer pair.
 
         Parameters
         ----------
-        what : {"values", "ci_low", "ci_high", "p_values"}
+        what : {"values", "ci_low", "ci_high", "p_values", "p_adjusted", "long"}
+            One array as a table indexed by ``rows`` (name ``"A"``) with ``cols`` (name ``"B"``)
+            as columns; or ``"long"``: a tidy frame with one row per cell, in row-major order,
+            and the columns ``row``, ``col``, ``value``, ``ci_low``, ``ci_high``, ``p``,
+            ``p_adjusted`` (NaN where this result holds none), ready to filter, sort or concat.
 
         Raises
         ------
@@ -78,11 +95,28 @@ class SimilarityResult:
         """
         import pandas as pd
 
-        arr = getattr(self, one_of("what", what, ("values", "ci_low", "ci_high", "p_values")))
+        one_of("what", what, ("values", "ci_low", "ci_high", "p_values", "p_adjusted", "long"))
+        if what == "long":
+            return self._long_frame()
+        arr = getattr(self, what)
         if arr is None:
             made_by = "similarity_ci" if what.startswith("ci") else "permutation_test"
             raise OptionError(f"what={what!r}: this result holds no {what}; {made_by}() makes results with them.")
         frame = pd.DataFrame(arr, index=pd.Index(self.rows, name="A"), columns=pd.Index(self.cols, name="B"))
+        frame.attrs.update(measure=self.measure, estimator=self.estimator, method=self.method, n=self.n)
+        return frame
+
+    def _long_frame(self):
+        import pandas as pd
+
+        nan = np.full(self.values.shape, np.nan)
+        columns = {"value": self.values, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.p_values,
+                   "p_adjusted": self.p_adjusted}  # fmt: skip
+        frame = pd.DataFrame({
+            "row": np.repeat(self.rows, len(self.cols)),
+            "col": np.tile(self.cols, len(self.rows)),
+            **{name: (nan if arr is None else np.asarray(arr, dtype=float)).ravel() for name, arr in columns.items()},
+        })  # fmt: skip
         frame.attrs.update(measure=self.measure, estimator=self.estimator, method=self.method, n=self.n)
         return frame
 
