@@ -17,3 +17,17 @@ def tracks(*, layers=5, n_tracks=40, segments=3, dim=12, classes=4, informative=
         X += track_noise * rng.standard_normal((layers, n_tracks, dim))[:, groups]
     X[informative, :, :classes] += signal * np.eye(classes)[y]
     return X.astype(np.float32), y, groups
+
+
+def flipped_groups(*, n_groups=60, members=3, classes=4, accuracy=0.75, dim=4, seed=0):
+    """``(X, y, groups)`` whose best possible accuracy is known: X (1, n_groups*members, dim) float32 shows each
+    group's latent class plainly, and a group's label is that class with probability ``accuracy``, else another
+    class (the whole group at once, so errors come in groups).  A probe that reads the latent class scores
+    ``accuracy`` on new groups."""
+    rng = np.random.default_rng(seed)
+    latent = rng.permutation(np.arange(n_groups) % classes)
+    flipped = rng.random(n_groups) >= accuracy
+    label = np.where(flipped, (latent + rng.integers(1, classes, n_groups)) % classes, latent)
+    groups = np.repeat(np.arange(n_groups), members)
+    X = 8.0 * np.eye(dim)[latent[groups]] + 0.5 * rng.standard_normal((len(groups), dim))
+    return X[None].astype(np.float32), label[groups], groups

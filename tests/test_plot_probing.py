@@ -1,5 +1,7 @@
 """plot/probing.py: layer_curve and layer_weights draw what the probing results hold, layers labelled one way."""
 
+from types import SimpleNamespace
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -56,6 +58,16 @@ def test_layer_weights_draws_mean_bars_with_spread_and_uniform_line():
     np.testing.assert_allclose(heights, w.mean(0))
     assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(1 / 3)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["uniform 1/3", "mean ± fold spread (sd over 2 fits)"]
     with pytest.raises(AnalysisError, match="2 layer names for 3 weights"):
         layer_weights(w, layer_names=["a", "b"])
     plt.close("all")
+
+
+def test_layer_weights_of_a_probe_whose_weights_stayed_near_uniform_say_so():
+    fitted = SimpleNamespace(weights_=np.full((4, 3), 1 / 3), layer_names_=["a", "b", "c"], near_uniform_=True)
+    ax = layer_weights(fitted)
+    assert "mean ± fold spread (sd over 4 fits) — near uniform: not learned" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(ax.figure)

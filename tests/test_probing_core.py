@@ -65,12 +65,49 @@ def test_control_task_sits_near_chance_and_selectivity_isolates_the_signal():
     assert majority == pytest.approx(1 / 3, abs=0.05)
 
 
-def test_control_task_callable_is_used():
-    X, y, groups = tracks(layers=2, informative=1)
+def test_control_task_scores_what_a_probe_memorises_about_groups():
+    # layer 0 gives every track a feature signature of its own, layer 1 none; neither knows the class.  The control
+    # gives each track a random label and scores held-out segments of tracks trained on: far above chance where
+    # tracks can be told apart, at chance where they cannot (grouped folds put it at chance for both: 0.23, 0.26)
+    signature, y, groups = tracks(layers=1, informative=0, signal=0.0, track_noise=3.0, n_tracks=40, segments=4, dim=32)
+    plain, _, _ = tracks(layers=1, informative=0, signal=0.0, track_noise=0.0, n_tracks=40, segments=4, dim=32)
+    res = probe_layers(np.concatenate([signature, plain]), y, groups=groups, probe=RidgeProbe(ALPHAS),
+                       control_task=True, seeds=(0, 1))
+    control = mean_of(res, "accuracy", source="control")
+    assert control[0] > 0.8 and abs(control[1] - 0.25) < 0.1
+    sel = res.selectivity().set_index("layer")
+    np.testing.assert_allclose(sel["selectivity"], sel["model"] - sel["control"])
+    assert sel.loc[0, "ci_high"] < -0.5  # what a probe can memorise here dwarfs the (chance) real score
+    assert res.control.startswith("Hewitt & Liang: a random label per group; 5 folds spread each group's")
+
+
+def test_groups_with_a_single_clip_are_left_out_of_the_control_task_and_counted():
+    X, y, groups = tracks(layers=2, informative=1, n_tracks=40, segments=3)
+    groups = groups.copy()
+    groups[[0, 3, 6]] = [100, 101, 102]  # the first segment of three tracks becomes a group of its own
+    res = probe_layers(X, y, groups=groups, probe=RidgeProbe(ALPHAS), control_task=True)
+    assert res.control.endswith("; 3 groups with a single member left out")
+    assert len(res.predictions["control"].group) == len(y) - 3
+    assert not np.isin(res.predictions["control"].group, res.predictions["model"].group[[0, 3, 6]]).any()
+
+
+def test_a_control_task_without_groups_is_refused_before_any_fit():
+    X, y, _ = tracks(layers=2, informative=1)
+    calls = []
+    with pytest.raises(AnalysisError, match="control_task needs groups"):
+        probe_layers(X, y, probe=RidgeProbe(ALPHAS), control_task=True, progress=lambda d, t: calls.append(d))
+    assert calls == []
+
+
+def test_a_control_task_function_makes_labels_that_are_scored_on_the_control_split():
+    # only track identity, no class signal; a "control" that returns the real labels is scored on held-out segments
+    # of tracks the probe trained on, where recognising the track gives the label: far above the grouped real task
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 5)
+    y = (np.arange(60) % 3)[groups]
+    X = (rng.standard_normal((60, 40))[groups] + 0.3 * rng.standard_normal((len(y), 40)))[None]
     res = probe_layers(X, y, groups=groups, probe=RidgeProbe(ALPHAS), control_task=lambda y, g, seed: y)
-    # a "control" that returns the real labels scores exactly like the real task
-    real, control = mean_of(res, "accuracy"), mean_of(res, "accuracy", source="control")
-    np.testing.assert_allclose(real, control)
+    assert mean_of(res, "accuracy")[0] < 0.45 and mean_of(res, "accuracy", source="control")[0] > 0.75
 
 
 def test_ungrouped_cv_inflates_a_label_free_layer():

@@ -38,6 +38,7 @@ def test_labels_groups_and_clip_ids_can_name_columns_of_the_clip_table():
                                                                alphas=ALPHAS).predictions)
 
 
+@pytest.mark.filterwarnings("ignore:the learned layer weights stayed near uniform")
 def test_layer_sum_probe_reads_labels_and_groups_by_column_name():
     X, y, groups = tracks(layers=3, informative=1, n_tracks=24, dim=6, track_noise=0.0)
     feats = labelled(X, y, groups)

@@ -1,5 +1,7 @@
 """WeightedLayerSum and LayerSumProbe: softmax layer weights trained with a head under grouped CV."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,29 @@ def test_weighted_sum_recovers_the_informative_layer_and_compares_with_single_la
     assert list(probe.summary().columns) == ["layer", "layer_name", "weight_mean", "weight_sd"]
 
 
+def test_defaults_single_out_the_one_informative_layer_of_ten_and_match_the_best_single_layer():
+    # before: weights 0.100 (uniform 0.1) ± 0.000, accuracy 0.125 against 0.269 for the best single layer
+    X, y, groups = synthetic.tracks(layers=10, classes=8, n_tracks=80, segments=2, dim=16, signal=2.0, informative=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probe = LayerSumProbe(cv=4).fit(X, y, groups=groups)
+    assert probe.weights_mean_.argmax() == 5 and probe.weights_mean_[5] > 0.9
+    assert not probe.near_uniform_ and probe.kl_from_uniform_ > 1
+    table = probe.comparison_.set_index(["probe", "metric"])
+    accuracy = table.xs("accuracy", level="metric")["mean"]
+    assert accuracy["weighted sum"] >= accuracy["best layer on test folds (optimistic)"] - 0.05
+    assert (table["ci_low"] >= 0).all() and (table["ci_high"] <= 1).all()
+    assert ((table["ci_low"] <= table["mean"]) & (table["mean"] <= table["ci_high"])).all()
+    assert set(table["interval"]) == {"bootstrap over 80 groups (2000 resamples, percentile)"}
+
+
+def test_weights_that_stay_near_uniform_are_flagged_with_a_warning():
+    X, y, groups = synthetic.tracks(layers=10, classes=8, n_tracks=80, segments=2, dim=16, signal=0.0, informative=5)
+    with pytest.warns(UserWarning, match="layer weights stayed near uniform"):
+        probe = LayerSumProbe(cv=4, compare=False).fit(X, y, groups=groups)
+    assert probe.near_uniform_ and probe.kl_from_uniform_ < 0.01
+
+
 def test_mlp_head_regression_runs_on_the_same_grouped_folds():
     X, _, groups = tracks(informative=1, layers=3)
     target = X[1, :, 0].astype(float) * 2 + 0.1
@@ -54,6 +79,7 @@ def test_mlp_head_regression_runs_on_the_same_grouped_folds():
     assert "GroupKFold over 60 groups" in probe.cv_
 
 
+@pytest.mark.filterwarnings("ignore:the learned layer weights stayed near uniform")
 def test_mlp_head_with_dropout_learns_the_same_weights_for_the_same_seeds():
     # the shared fold loop seeds initialisation, batch order and dropout masks from (seed, fold)
     X, y, groups = tracks(layers=3, n_tracks=24, dim=6)
@@ -76,6 +102,8 @@ def test_bad_input_is_named():
     ({"head": "conv"}, "head='conv' is not 'linear' or 'mlp'"),
     ({"patience": 0}, r"patience=0: give a whole number ≥ 1"),
     ({"weights_lr": -1.0}, r"weights_lr=-1.0: give a number in \(0, inf\)"),
+    ({"monitor": "acc"}, r"monitor='acc': use one of \('loss', 'metric'\)"),
+    ({"layer_norm": "yes"}, r"layer_norm='yes': use True or False"),
     ({"seeds": ()}, "seeds is empty"),
 ])
 def test_bad_settings_are_option_errors_when_the_probe_is_made(kwargs, message):

@@ -28,7 +28,7 @@ def run(X, y, groups, **kwargs):
 def test_summary_and_best_layer_reject_unknown_metric_or_source():
     X, y, groups = tracks(layers=2, informative=1)
     res = run(X, y, groups)
-    cols = ["source", "layer", "layer_name", "metric", "mean", "sd", "ci_low", "ci_high", "n_folds"]
+    cols = ["source", "layer", "layer_name", "metric", "mean", "sd", "ci_low", "ci_high", "n_folds", "interval"]
     assert list(res.summary().columns) == cols and (res.summary()["n_folds"] == 5).all()
     with pytest.raises(OptionError, match="r2.*not reported for multiclass"):
         res.best_layer("r2")

@@ -45,5 +45,5 @@ def test_the_chosen_layers_are_probed_in_one_run_while_the_bar_advances(feats, m
 
 
 def test_an_unknown_probe_is_an_option_error_naming_the_probes(feats):
-    with pytest.raises(OptionError, match=r"probe='svm': use one of \('ridge', 'logistic', 'mlp'\)"):
+    with pytest.raises(OptionError, match=r"probe='svm': use one of \('ridge', 'logistic', 'mlp', 'mlp-marble'\)"):
         ProbeExplorer(feats, label="genre", probe="svm")

@@ -25,7 +25,8 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
     metric : str, optional
         Default: the task's primary metric (accuracy, roc_auc, r2).
     band : bool
-        Shade the ``level`` interval across folds (Nadeau–Bengio corrected).
+        Shade the ``level`` interval of the mean, as :meth:`ProbeResult.summary` gives it
+        (a bootstrap over groups for class metrics, within [0, 1]).
     baselines : bool
         Chance / majority as grey dashed lines; each feature baseline dashed: a
         curve when it has as many layers as the model (a random-init twin),
@@ -77,7 +78,11 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
 
 
 def layer_weights(weights, ax=None, *, layer_names=None, color=None):
-    """Learned layer weights: mean bar, ±sd across folds, one dot per fold, uniform share dashed.
+    """Learned layer weights: mean bar, ± their fold spread, one dot per fit, uniform share dashed.
+
+    The whiskers are the sd of the weights across the fold × seed fits: how much refits on
+    other training folds move them, not a confidence interval (weights that never left uniform
+    have almost none).  A fitted probe whose weights stayed near uniform says so in the legend.
 
     Parameters
     ----------
@@ -91,6 +96,7 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None):
     -------
     matplotlib Axes
     """
+    untrained = bool(getattr(weights, "near_uniform_", False))
     if hasattr(weights, "weights_"):
         layer_names = layer_names or weights.layer_names_
         weights = weights.weights_
@@ -104,8 +110,9 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None):
     ax = axes_for(ax, size=_SIZE)
     x = np.arange(n_layers)
     sd = w.std(0, ddof=1) if len(w) > 1 else None
+    label = f"mean ± fold spread (sd over {len(w)} fits)" if sd is not None else "weight"
     ax.bar(x, w.mean(0), yerr=sd, color=color, alpha=0.7, capsize=3,
-           label=f"mean ± sd over {len(w)} fits" if sd is not None else "weight")
+           label=label + (" — near uniform: not learned" if untrained else ""))
     if len(w) > 1:
         jitter = np.linspace(-0.2, 0.2, len(w))
         ax.scatter((x[None] + jitter[:, None]).ravel(), w.ravel(), s=8, color="k", alpha=0.5, zorder=3)

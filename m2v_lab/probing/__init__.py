@@ -8,10 +8,11 @@
 Labels, groups and clip ids are arrays, or names of columns of ``feats.clip_table``.
 
 Modules: ``inputs`` (labels, groups, clip ids; column names), ``options`` (option checks),
-``splits`` (grouped folds, control labels), ``protocol`` (:class:`Probe`, what every probe
-implements), ``ridge`` (closed-form alpha path), ``logistic``, ``mlp`` (batched torch heads and
-the early-stopping fold loop), ``metrics``, ``result`` (:class:`ProbeResult`), ``core``
-(:func:`probe_layers`), ``layer_sum`` (:class:`LayerSumProbe`, :class:`WeightedLayerSum`).
+``splits`` (grouped folds; the control task's labels and split), ``protocol`` (:class:`Probe`,
+what every probe implements), ``ridge`` (closed-form alpha path), ``logistic``, ``mlp`` (batched
+torch heads, the early-stopping fold loop, MARBLE's protocol), ``metrics``, ``intervals``
+(bootstrap over groups, scale-respecting t intervals), ``result`` (:class:`ProbeResult`),
+``core`` (:func:`probe_layers`), ``layer_sum`` (:class:`LayerSumProbe`, :class:`WeightedLayerSum`).
 Pure computation: nothing here imports matplotlib.
 """
 

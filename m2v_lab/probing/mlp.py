@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AnalysisError
-from ..options import real_number, whole_number
+from ..options import one_of, real_number, whole_number
+from .metrics import PRIMARY
 from .protocol import Probe, Tick
 
 _VAL_CHUNK = 1024
@@ -116,45 +117,99 @@ def standardise(X: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
     return (X - mu) / torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
+def val_metric(task: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The task's primary metric of each output, shape (outputs,), for ``out`` (outputs, m, k).
+
+    Accuracy (classes), ROC-AUC averaged over the labels with both values present (labels),
+    R² averaged over the targets (values).
+    """
+    if task == "multiclass":
+        return (out.argmax(-1) == target.argmax(-1)).float().mean(1)
+    if task == "multilabel":
+        # rank form of the AUC; ties between float scores are too rare to average
+        ranks = out.argsort(1).argsort(1).to(out.dtype) + 1
+        pos = target.sum(0)
+        neg = len(target) - pos
+        auc = ((ranks * target).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
+        return auc[:, (pos > 0) & (neg > 0)].mean(1)
+    total = ((target - target.mean(0)) ** 2).sum(0)
+    return (1 - ((out - target) ** 2).sum(1) / total).mean(-1)
+
+
 def train_early_stopping(model: nn.Module, n_outputs: int, task: str, X_fit: torch.Tensor, t_fit: torch.Tensor,
                          X_val: torch.Tensor, t_val: torch.Tensor, *, param_groups: list[dict],
-                         batch_size: int, max_epochs: int, patience: int,
-                         generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+                         batch_size: int, max_epochs: int, patience: int, generator: torch.Generator,
+                         monitor: str = "loss", lr_patience: int | None = None,
+                         lr_factor: float = 0.5) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Adam on mini-batches; keeps each output's best-validation parameters and loads them at the end.
 
     ``model`` maps (layers, batch, dim) to (n_outputs, batch, k); when
-    ``n_outputs > 1`` every parameter's first axis must index the outputs.
+    ``n_outputs > 1`` every parameter's first axis must index the outputs.  ``monitor`` is
+    ``"loss"`` (lower is better) or ``"metric"`` (:func:`val_metric`, higher is better; the
+    loss where the validation rows leave it undefined); an output improves when it is strictly
+    better.  With ``lr_patience``, an output's learning
+    rate is multiplied by ``lr_factor`` once more than ``lr_patience`` epochs passed without
+    improvement (as torch's ``ReduceLROnPlateau``), per output: its Adam steps are scaled, which
+    is what a smaller learning rate does to them.
 
     Returns
     -------
-    best_loss, best_epoch : ndarray, shape (n_outputs,)
-        Lowest validation loss of each output and the epoch (1-based) it was reached.
+    val_loss : ndarray, shape (n_outputs,)
+        Validation loss of each output at its best epoch.
+    val_metric : ndarray, shape (n_outputs,), or None
+        Its validation metric there (when monitored; NaN where undefined).
+    best_epoch : ndarray, shape (n_outputs,)
+        The epoch (1-based) of the kept state.
     """
     optimiser = torch.optim.Adam(param_groups)
     params = dict(model.named_parameters())
     best_state = {name: p.detach().clone() for name, p in params.items()}
-    best = torch.full((n_outputs,), math.inf, device=X_fit.device)
+    device = X_fit.device
+    best = torch.full((n_outputs,), -math.inf, device=device)
+    best_loss = torch.full((n_outputs,), math.inf, device=device)
+    best_metric = torch.full((n_outputs,), math.nan, device=device)
     best_epoch = torch.zeros(n_outputs, dtype=torch.long)
     waited = torch.zeros(n_outputs, dtype=torch.long)
+    since_cut = torch.zeros(n_outputs, dtype=torch.long)
+    rate = torch.ones(n_outputs, device=device)
     n = X_fit.shape[1]
     for epoch in range(1, max_epochs + 1):
         model.train()
-        for batch in torch.randperm(n, generator=generator).to(X_fit.device).split(batch_size):
+        for batch in torch.randperm(n, generator=generator).to(device).split(batch_size):
             optimiser.zero_grad()
             loss_per_output(task, model(X_fit[:, batch]), t_fit[batch]).sum().backward()
+            before = {name: p.detach().clone() for name, p in params.items()} if (rate < 1).any() else None
             optimiser.step()
+            if before is not None:
+                with torch.no_grad():
+                    for name, p in params.items():
+                        scale = rate.view(-1, *[1] * (p.dim() - 1)) if n_outputs > 1 else rate[0]
+                        p.copy_(before[name] + scale * (p - before[name]))
         model.eval()
         with torch.no_grad():
-            val = sum(loss_per_output(task, model(X_val[:, i:i + _VAL_CHUNK]), t_val[i:i + _VAL_CHUNK])
-                      * len(t_val[i:i + _VAL_CHUNK]) for i in range(0, len(t_val), _VAL_CHUNK)) / len(t_val)
-            improved = val < best
-            best = torch.where(improved, val, best)
+            outs = [model(X_val[:, i:i + _VAL_CHUNK]) for i in range(0, X_val.shape[1], _VAL_CHUNK)]
+            loss = sum(loss_per_output(task, out, t_val[i * _VAL_CHUNK:(i + 1) * _VAL_CHUNK]) * out.shape[1]
+                       for i, out in enumerate(outs)) / len(t_val)
+            metric = val_metric(task, torch.cat(outs, dim=1), t_val) if monitor == "metric" else None
+            # a metric the validation rows leave undefined (no label with both values in them) is so at every
+            # epoch: the loss is watched instead
+            score = -loss if metric is None else torch.where(metric.isnan(), -loss, metric)
+            improved = score > best
+            best = torch.where(improved, score, best)
+            best_loss = torch.where(improved, loss, best_loss)
+            if metric is not None:
+                best_metric = torch.where(improved, metric, best_metric)
             for name, p in params.items():
                 if n_outputs == 1:
                     if improved.item():
                         best_state[name] = p.detach().clone()
                 else:
                     best_state[name][improved] = p.detach()[improved]
+        if lr_patience is not None:
+            since_cut = torch.where(improved.cpu(), 0, since_cut + 1)
+            cut = since_cut > lr_patience
+            rate[cut.to(device)] *= lr_factor
+            since_cut[cut] = 0
         improved = improved.cpu()
         best_epoch[improved] = epoch
         waited = torch.where(improved, 0, waited + 1)
@@ -163,7 +218,8 @@ def train_early_stopping(model: nn.Module, n_outputs: int, task: str, X_fit: tor
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(best_state[name])
-    return best.cpu().numpy(), best_epoch.numpy()
+    return (best_loss.cpu().numpy(), None if monitor == "loss" else best_metric.cpu().numpy(),
+            best_epoch.numpy())
 
 
 @dataclass
@@ -206,11 +262,18 @@ def predict(model: nn.Module, task: str, X: torch.Tensor, t_scale: tuple) -> np.
     return dec.cpu().double().numpy()  # float64 only off the device: MPS has none
 
 
+#: What :meth:`MLPProbe.marble` sets: MARBLE v1's probe (see its docstring for the source).
+MARBLE = dict(hidden=512, dropout=0.2, lr=1e-3, batch_size=64, max_epochs=100, patience=20, weight_decay=0.0,
+              monitor="metric", lr_patience=6, lr_factor=0.5)
+
+
 @dataclass(frozen=True)
 class MLPProbe(Probe):
     """MARBLE-like probe: ``dim → hidden (ReLU, dropout) → classes``, Adam, early stopping.
 
-    Every task; float32 torch on the CPU, CUDA or MPS.
+    Every task; float32 torch on the CPU, CUDA or MPS.  The defaults are MARBLE's network and
+    optimiser with early stopping on the validation loss and a constant learning rate;
+    :meth:`marble` gives MARBLE's whole protocol.
 
     Parameters
     ----------
@@ -220,11 +283,19 @@ class MLPProbe(Probe):
         MARBLE: 0.2, 1e-3, 64.
     max_epochs, patience : int
         At most ``max_epochs``; stop a head after ``patience`` epochs without a better
-        validation loss, keeping its best state.
+        validation score, keeping its best state.
     val_fraction : float
         Share of each training fold held out (whole groups) for early stopping.
     weight_decay : float
         Adam's L2 penalty.
+    monitor : {"loss", "metric"}
+        What early stopping (and ``lr_patience``) watches on the validation split: the loss,
+        or the task's primary metric — accuracy, ROC-AUC or R², as MARBLE's ``valid_acc`` …
+    lr_patience : int, optional
+        Multiply a head's learning rate by ``lr_factor`` after more than ``lr_patience``
+        epochs without improvement (``ReduceLROnPlateau``); None keeps it constant.
+    lr_factor : float
+        In (0, 1).
 
     Raises
     ------
@@ -240,6 +311,9 @@ class MLPProbe(Probe):
     patience: int = 10
     val_fraction: float = 0.15
     weight_decay: float = 0.0
+    monitor: str = "loss"
+    lr_patience: int | None = None
+    lr_factor: float = 0.5
     name = "mlp"
     tasks = frozenset({"multiclass", "multilabel", "regression"})
     default_seeds = (0, 1, 2)
@@ -252,14 +326,52 @@ class MLPProbe(Probe):
         real_number("lr", self.lr, low=0)
         real_number("val_fraction", self.val_fraction, low=0, high=1)
         real_number("weight_decay", self.weight_decay, low=0, low_ok=True)
+        one_of("monitor", self.monitor, ("loss", "metric"))
+        if self.lr_patience is not None:
+            whole_number("lr_patience", self.lr_patience, minimum=0)
+        real_number("lr_factor", self.lr_factor, low=0, high=1)
+
+    @classmethod
+    def marble(cls, **changes) -> MLPProbe:
+        """The probe of MARBLE v1 (Yuan et al. 2023), for results comparable with its tables.
+
+        One hidden layer of 512 ReLU units, dropout 0.2; Adam, lr 1e-3, no weight decay, batch
+        64, at most 100 epochs; the validation accuracy (the task's primary metric: ROC-AUC for
+        labels, R² for values) is monitored: ``ReduceLROnPlateau`` halves the learning rate
+        after more than 6 epochs without improvement, early stopping waits 20 and the best
+        state is kept.  Source: MARBLE-Benchmark ``configs/mert/MERT-v1-330M/GTZAN.yaml``
+        (``hidden_layer_sizes: [512]``, ``dropout_p: 0.2``, ``lr: 1e-3``, ``batch_size: 64``,
+        ``max_epochs: 100``, ``lr_scheduler_patience: 6``, ``earlystop_patience: 20``,
+        ``monitor: valid_acc``) and ``benchmark/models/probers.py`` (``ReduceLROnPlateau(...,
+        factor=0.5)``).  MARBLE validates on a fixed split and averages a track's windows
+        there; here validation holds out ``val_fraction`` of each training fold, whole groups.
+
+        Parameters
+        ----------
+        **changes
+            Settings to change, e.g. ``MLPProbe.marble(max_epochs=50)``.
+
+        Returns
+        -------
+        MLPProbe
+        """
+        return cls(**{**MARBLE, **changes})
 
     def inner_description(self) -> str:
-        return (f"early stopping on a grouped {self.val_fraction:.0%} validation split of each training fold "
-                f"(patience {self.patience}, ≤ {self.max_epochs} epochs)")
+        watched = "validation loss" if self.monitor == "loss" else "validation metric"
+        text = (f"early stopping on the {watched} of a grouped {self.val_fraction:.0%} validation split of each "
+                f"training fold (patience {self.patience}, ≤ {self.max_epochs} epochs")
+        if self.lr_patience is not None:
+            text += f"; learning rate × {self.lr_factor:g} after {self.lr_patience} epochs without improvement"
+        return text + ")"
 
     def cross_validate(self, X: np.ndarray, targets: list[np.ndarray], folds: np.ndarray, *, task: str,
                        seed: int, groups, device, tick: Tick) -> list[tuple[np.ndarray, dict]]:
-        """Out-of-fold decisions (layers, n, k) and ``{"best_epoch", "val_loss"}`` (layers, cv) per target set."""
+        """Out-of-fold decisions (layers, n, k) and ``{"best_epoch", "val_loss"}`` (layers, cv) per target set.
+
+        With ``monitor="metric"`` also the validation metric at the kept epoch (``val_accuracy``,
+        ``val_roc_auc`` or ``val_r2``).
+        """
         Xt = torch.as_tensor(X, dtype=torch.float32).to(device)
         n_layers, dim = X.shape[0], X.shape[2]
 
@@ -270,7 +382,7 @@ class MLPProbe(Probe):
                 return head, [{"params": head.parameters(), "lr": self.lr, "weight_decay": self.weight_decay}]
             return build
 
-        # the target set's index keeps the control task's initialisations apart from the real task's
+        # each target set's index keeps its initialisations apart from the others'
         return [self.fit_folds(Xt, T, folds, task=task, groups=groups, seed=seed, stream=t, build=heads(T.shape[1]),
                                n_outputs=n_layers, tick=tick)[:2] for t, T in enumerate(targets)]
 
@@ -282,8 +394,8 @@ class MLPProbe(Probe):
         For each outer fold ``k``: standardise on its training rows, hold out whole groups of them
         (``val_fraction``) for early stopping, seed a generator from ``(seed, k, stream)`` (it draws
         the initialisation, the batch order and the dropout masks), build the model with it, train
-        it with Adam (``batch_size``, ``max_epochs``, ``patience``) keeping its best-validation
-        state, then predict fold ``k``'s rows.  A run is a function of its seeds alone.
+        it with Adam (``batch_size``, ``max_epochs``, ``patience``, ``monitor``, ``lr_patience``)
+        keeping its best-validation state, then predict fold ``k``'s rows.  A run is a function of its seeds alone.
 
         Parameters
         ----------
@@ -313,22 +425,26 @@ class MLPProbe(Probe):
         decision : ndarray, shape (n_outputs, n, k)
             Out-of-fold probabilities (classes, labels) or values (regression).
         params : dict
-            ``best_epoch`` and ``val_loss`` of each output per fold, each (n_outputs, cv).
+            ``best_epoch`` and ``val_loss`` (and, when monitored, ``val_<metric>``) of each
+            output per fold at its kept state, each (n_outputs, cv).
         models : list of nn.Module
             The trained model of each fold, at its best-validation state.
         """
         n_folds = int(folds.max()) + 1
         decision = np.empty((n_outputs, len(folds), T.shape[1]))
-        epochs, losses = np.empty((n_outputs, n_folds)), np.empty((n_outputs, n_folds))
+        found = []
         models = []
         for k in range(n_folds):
             data, test = fold_data(X, T, folds, k, task=task, groups=groups, fraction=self.val_fraction, seed=seed)
             gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, k, stream]).generate_state(1)[0]))
             model, param_groups = build(gen)
-            losses[:, k], epochs[:, k] = train_early_stopping(
+            loss, metric, epoch = train_early_stopping(
                 model, n_outputs, task, data.X_fit, data.t_fit, data.X_val, data.t_val, param_groups=param_groups,
-                batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience, generator=gen)
+                batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience, generator=gen,
+                monitor=self.monitor, lr_patience=self.lr_patience, lr_factor=self.lr_factor)
+            found.append({"best_epoch": epoch, "val_loss": loss} if metric is None else
+                         {"best_epoch": epoch, "val_loss": loss, f"val_{PRIMARY[task]}": metric})
             decision[:, test] = predict(model, task, data.X_test, data.t_scale)
             models.append(model)
             tick(n_outputs)
-        return decision, {"best_epoch": epochs, "val_loss": losses}, models
+        return decision, {name: np.stack([f[name] for f in found], axis=1) for name in found[0]}, models

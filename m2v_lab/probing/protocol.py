@@ -88,8 +88,9 @@ class Probe(ABC):
         ----------
         X : ndarray, shape (layers, n, dim)
         targets : list of ndarray, each shape (n, k)
-            Target sets fitted separately on the same folds (the real labels, then the control
-            task's): one-hot classes, 0/1 labels or values.
+            Target sets fitted separately on the same folds: one-hot classes, 0/1 labels or
+            values.  :func:`~m2v_lab.probing.probe_layers` passes one, the real labels (or the
+            control task's, with the control task's rows, folds and members as ``groups``).
         folds : ndarray, shape (n,)
             Outer test fold of each sample, ``0 … cv-1``.
         task : {"multiclass", "multilabel", "regression"}

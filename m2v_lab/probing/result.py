@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..errors import AnalysisError, OptionError
+from .intervals import (ClipPredictions, bootstrap_label, class_replicates, group_weights, percentile_interval,
+                        scaled_interval)
 from .metrics import METRICS, PRIMARY, fold_interval
 
-MODEL, CONTROL = "model", "control"
-_STATS = ["mean", "sd", "ci_low", "ci_high", "n_folds"]
+MODEL, CONTROL, MAJORITY, CHANCE = "model", "control", "majority", "chance"
+_STATS = ["mean", "sd", "ci_low", "ci_high", "n_folds", "interval"]
 #: Fields that say which run a result is: results joined by ProbeResult.concat must agree on them.
 _RUN_FIELDS = ("task", "probe", "cv", "columns", "grouped", "n_samples", "n_clips")
 
@@ -44,6 +47,12 @@ class ProbeResult:
     grouped : bool
         Whether folds kept groups (or clips) together.
     n_samples, n_clips : int
+    predictions : mapping of str to ClipPredictions
+        Out-of-fold predicted class of every clip per source (``"model"``, ``"control"``,
+        baselines, ``"majority"``) and seed, which the bootstrap intervals of class metrics
+        redraw; empty for other tasks.
+    control : str or None
+        How the control task was made and split, when it was run.
     """
 
     scores: pd.DataFrame
@@ -58,6 +67,9 @@ class ProbeResult:
     grouped: bool
     n_samples: int
     n_clips: int
+    predictions: Mapping[str, ClipPredictions]
+    control: str | None = None
+    _replicates: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -82,34 +94,83 @@ class ProbeResult:
     def _ratio(self) -> float:
         return float((self.folds["n_test"] / self.folds["n_train"]).mean())
 
-    def _interval(self, values: pd.Series, level: float) -> pd.Series:
-        mean, sd, low, high = fold_interval(values.to_numpy(), self._ratio(), level)
-        return pd.Series([mean, sd, low, high, int(values.notna().sum())], index=_STATS)
+    def _weights(self) -> np.ndarray:
+        """Bootstrap draw counts of the resampled units (groups, else clips), shared by every source."""
+        if "weights" not in self._replicates:
+            n_units = int(max(pred.group.max() for pred in self.predictions.values())) + 1
+            self._replicates["weights"] = group_weights(n_units)
+        return self._replicates["weights"]
+
+    def replicates(self, source: str) -> dict[str, np.ndarray]:
+        """Bootstrap replicates of the mean class metrics of ``source``'s layers (multiclass only).
+
+        Whole groups (clips when ungrouped) are drawn with replacement, the same draws for every
+        source, and each fold × seed score is recomputed from the clips' out-of-fold
+        predictions, weighted by their group's draw count; the replicate is their mean, the
+        statistic :meth:`summary` reports.  See :mod:`m2v_lab.probing.intervals`.
+
+        Parameters
+        ----------
+        source : str
+            ``"model"``, ``"control"``, a baseline's name or ``"majority"``.
+
+        Returns
+        -------
+        dict
+            metric → ndarray (resamples, layers).
+        """
+        if source not in self._replicates:
+            self._replicates[source] = class_replicates(self.predictions[source], self._weights(), len(self.columns))
+        return self._replicates[source]
+
+    def _intervals(self, table: pd.DataFrame, source_of, level: float) -> pd.DataFrame:
+        """The statistics of ``table``'s rows (one per source × layer × metric, fold scores in ``values``)."""
+        out = []
+        for _, row in table.iterrows():
+            values = np.asarray(row["values"], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            mean, sd, _, _ = fold_interval(values, self._ratio(), level)
+            source = source_of(row)
+            if source == CHANCE:  # a formula of the test folds' label shares, not an estimate
+                low = high = np.nan
+                label = "none: the expected score of uniform guessing"
+            elif self.task == "multiclass":
+                layer = 0 if pd.isna(row.get("layer", np.nan)) else int(row["layer"])
+                low, high = percentile_interval(self.replicates(source)[row["metric"]][:, layer], level)
+                label = bootstrap_label(len(self._weights()[0]), self.grouped)
+            else:
+                _, _, low, high, label = scaled_interval(values, self._ratio(), level, row["metric"])
+            out.append([mean, sd, float(low), float(high), int(values.size), label])
+        return pd.DataFrame(out, columns=_STATS, index=table.index)
 
     def summary(self, *, source: str | None = MODEL, level: float = 0.95) -> pd.DataFrame:
         """Mean, sd and ``level`` interval per layer and metric over all folds × seeds.
+
+        ``mean`` is the mean of the fold × seed scores and ``sd`` their spread across folds and
+        seeds (not an uncertainty of the mean).  ``ci_low`` / ``ci_high`` bound the mean: for
+        class metrics a percentile bootstrap over groups (clips when ungrouped) of the clips'
+        out-of-fold predictions, within [0, 1]; for label and value metrics a Nadeau–Bengio
+        corrected t interval on the metric's unbounded scale, within its range.  ``interval``
+        says which (see :mod:`m2v_lab.probing.intervals`).
 
         Parameters
         ----------
         source : str or None
             ``"model"``, ``"control"``, a baseline's name, or None for all.
         level : float
-            Coverage of the Nadeau–Bengio corrected t interval (see
-            :func:`m2v_lab.probing.metrics.fold_interval`).
+            Coverage of the interval.
 
         Returns
         -------
         DataFrame
-            Columns ``source, layer, layer_name, metric, mean, sd, ci_low, ci_high, n_folds``.
+            Columns ``source, layer, layer_name, metric, mean, sd, ci_low, ci_high, n_folds, interval``.
         """
         rows = self.scores if source is None else self.scores[self.scores["source"] == source]
         if rows.empty:
             raise OptionError(f"no scores for source {source!r}; sources are {self.sources}.")
         keys = ["source", "layer", "layer_name", "metric"]
-        out = (rows.groupby(keys, sort=False)["value"].apply(self._interval, level=level).unstack()
-               .reset_index())
-        out["n_folds"] = out["n_folds"].astype(int)
-        return out
+        table = rows.groupby(keys, sort=False)["value"].agg(list).rename("values").reset_index()
+        return pd.concat([table[keys], self._intervals(table, lambda row: row["source"], level)], axis=1)
 
     def best_layer(self, metric: str | None = None, *, source: str = MODEL) -> int:
         """Index of the layer with the highest mean ``metric`` (default: the primary one)."""
@@ -123,14 +184,15 @@ class ProbeResult:
         """Reference scores (chance, majority), each feature baseline at its best layer, and the control task.
 
         Columns ``name, kind, layer, layer_name, metric, mean, sd, ci_low, ci_high,
-        n_folds``; ``kind`` is ``"reference"``, ``"features"`` or ``"control"``.  A
-        multi-layer feature baseline shows its best layer per metric, picked on
-        the test folds (optimistic for the baseline, so conservative for the
-        model); the control task is shown at the model's best layer.
+        n_folds, interval`` (as :meth:`summary`); ``kind`` is ``"reference"``, ``"features"``
+        or ``"control"``.  A multi-layer feature baseline shows its best layer per metric,
+        picked on the test folds (optimistic for the baseline, so conservative for the
+        model); the control task is shown at the model's best layer.  Chance is the expected
+        score of uniform guessing, a formula rather than an estimate: it has no interval.
         """
         parts = []
-        refs = (self.references.groupby(["name", "metric"], sort=False)["value"]
-                .apply(self._interval, level=0.95).unstack().reset_index())
+        refs = self.references.groupby(["name", "metric"], sort=False)["value"].agg(list).rename("values").reset_index()
+        refs = pd.concat([refs[["name", "metric"]], self._intervals(refs, lambda row: row["name"], 0.95)], axis=1)
         parts.append(refs.assign(kind="reference", layer=np.nan, layer_name=None))
         for source in self.sources:
             if source == MODEL:
@@ -147,28 +209,57 @@ class ProbeResult:
         return out[["name", "kind", "layer", "layer_name", "metric"] + _STATS]
 
     def selectivity(self, metric: str | None = None, *, level: float = 0.95) -> pd.DataFrame:
-        """Real minus control-task score per layer (Hewitt & Liang), paired over folds.
+        """Real-task minus control-task score per layer (Hewitt & Liang).
+
+        The real score says how well a probe predicts the label for groups it never trained
+        on; the control score how well it recalls random labels given to groups it did train on
+        (held-out members of them), which is what it can memorise about group identity.  Their
+        difference is the part of the real score that memorising groups cannot give.  The two
+        are fitted on different splits, so they are not paired fold by fold.
+
+        Parameters
+        ----------
+        metric : str, optional
+            Default: the primary one.
+        level : float
+            Coverage of the interval.
 
         Returns
         -------
         DataFrame
-            Columns ``layer, layer_name, model, control, selectivity, sd, ci_low, ci_high``.
+            Columns ``layer, layer_name, model, control, selectivity, se, ci_low, ci_high,
+            interval``: the two mean scores, their difference, its standard error and
+            interval — class metrics from the same bootstrap draws of groups for both (sd and
+            percentiles of the differences), other metrics from the Nadeau–Bengio corrected
+            variances of the two means added (t on ``J - 1`` degrees of freedom, ``J`` fold ×
+            seed scores each).
+
+        Raises
+        ------
+        AnalysisError
+            No control task was run.
         """
         metric = self._metric(metric)
         if CONTROL not in self.sources:
             raise AnalysisError("no control task was run: call probe_layers(..., control_task=True).")
         rows = self.scores[self.scores["metric"] == metric]
-        keys = ["layer", "layer_name", "seed", "fold"]
-        paired = (rows[rows["source"] == MODEL].set_index(keys)["value"].rename(MODEL).to_frame()
-                  .join(rows[rows["source"] == CONTROL].set_index(keys)["value"].rename(CONTROL)))
-        paired["selectivity"] = paired[MODEL] - paired[CONTROL]
-        out = []
-        for (layer, name), group in paired.groupby(level=["layer", "layer_name"], sort=False):
-            mean, sd, low, high = fold_interval(group["selectivity"].to_numpy(), self._ratio(), level)
-            out.append({"layer": layer, "layer_name": name, MODEL: group[MODEL].mean(),
-                        CONTROL: group[CONTROL].mean(), "selectivity": mean, "sd": sd, "ci_low": low,
-                        "ci_high": high})
-        return pd.DataFrame(out)
+        scores = {source: rows[rows["source"] == source].groupby(["layer", "layer_name"], sort=False)["value"]
+                  for source in (MODEL, CONTROL)}
+        out = scores[MODEL].mean().rename(MODEL).to_frame().join(scores[CONTROL].mean().rename(CONTROL)).reset_index()
+        out["selectivity"] = out[MODEL] - out[CONTROL]
+        if self.task == "multiclass":
+            diff = self.replicates(MODEL)[metric] - self.replicates(CONTROL)[metric]
+            out["se"] = np.nanstd(diff, axis=0, ddof=1)
+            out["ci_low"], out["ci_high"] = percentile_interval(diff, level)
+            out["interval"] = bootstrap_label(len(self._weights()[0]), self.grouped)
+        else:
+            var = {source: (1 / values.count() + self._ratio()) * values.var(ddof=1)
+                   for source, values in scores.items()}
+            out["se"] = np.sqrt(var[MODEL].to_numpy() + var[CONTROL].to_numpy())
+            half = stats.t.ppf(0.5 + level / 2, scores[MODEL].count().to_numpy() - 1) * out["se"]
+            out["ci_low"], out["ci_high"] = out["selectivity"] - half, out["selectivity"] + half
+            out["interval"] = "Nadeau–Bengio t, the two means' corrected variances added"
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """Every fold score in one long frame: the model's layers, the control task, feature baselines, references.
@@ -207,9 +298,9 @@ class ProbeResult:
         Returns
         -------
         ProbeResult
-            Model and control-task scores and parameters of every part, layers renumbered
-            ``0 … layers-1``; references, folds and feature baselines (which do not depend on the
-            model's layers) of the first part.
+            Model and control-task scores, parameters and clip predictions of every part, layers
+            renumbered ``0 … layers-1``; references, folds and feature baselines (which do not
+            depend on the model's layers) of the first part.
 
         Raises
         ------
@@ -253,7 +344,13 @@ class ProbeResult:
             frames.append(baselines[~baselines["source"].isin((MODEL, CONTROL))])
             return pd.concat(frames, ignore_index=True)
 
-        return replace(first, scores=stack("scores"), params=stack("params"), layer_names=names)
+        predictions = dict(first.predictions)
+        for source in (MODEL, CONTROL):
+            if source in predictions:
+                predictions[source] = replace(predictions[source], predicted=np.concatenate(
+                    [part.predictions[source].predicted for part in parts]))
+        return replace(first, scores=stack("scores"), params=stack("params"), layer_names=names,
+                       predictions=predictions)
 
     def _headline(self) -> tuple[str, str]:
         """The run in one line, and its best layer with the reference scores in another."""

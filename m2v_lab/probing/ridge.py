@@ -255,8 +255,8 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, alphas=DEFAULT_
         Outer test fold of each sample (0 … cv-1).
     alphas : sequence of float > 0
     target_sets : list of slice, optional
-        Column groups of ``Y`` that get their own alpha (e.g. real and control
-        labels); default one set.
+        Column groups of ``Y`` that get their own alpha (the target sets given to
+        :meth:`RidgeProbe.cross_validate`); default one set.
     scale_targets : bool
         Weigh the inner squared error of each column by 1 / its training variance
         (regression with targets on different scales).

@@ -32,7 +32,7 @@ class ProbeExplorer(View):
         ``feats.clip_table``.
     label : str, optional
         Initial label column; clips where it is missing are left out of a run.
-    probe : {"ridge", "logistic", "mlp"}
+    probe : {"ridge", "logistic", "mlp", "mlp-marble"}
     groups : str or None
         Column that folds keep together (default ``"group"`` when present).
     cv : int
