@@ -325,11 +325,17 @@ def make_objective(args, model, targets):
 # --- selection, evaluation, model card --------------------------------------------------------------
 
 def selection_score(res: pd.DataFrame) -> dict:
-    """Validation-probe figures of one checkpoint: each probe's accuracy at its best layer; the score is their sum."""
-    t = res[res["kind"] != "baseline"].pivot_table(index="layer", columns="probe", values="accuracy")
-    best = {p: float(t[p].max()) for p in ev.PROBES}
-    return {"val_timbre": best["timbre_across_pitch"], "val_octave": best["octave_pitch_class"],
-            "val_control": best["pitch_class_across_timbre"], "score": sum(best.values())}
+    """Validation-probe figures of one checkpoint: each probe's accuracy at its best layer, per note family
+    (SoundFont and additive/FM); the score is their sum."""
+    out, score = {}, 0.0
+    for notes, rows in res[res["kind"] != "baseline"].groupby("notes"):
+        t = rows.pivot_table(index="layer", columns="probe", values="accuracy")
+        tag = "" if notes == "soundfont" else "_additive"
+        for probe, short in (("timbre_across_pitch", "timbre"), ("octave_pitch_class", "octave"),
+                             ("pitch_class_across_timbre", "control")):
+            out[f"val_{short}{tag}"] = float(t[probe].max())
+            score += out[f"val_{short}{tag}"]
+    return {**out, "score": score}
 
 
 def versions() -> dict:
@@ -381,6 +387,12 @@ def probe_table(res: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+NOTES_TITLES = {
+    "soundfont": "General MIDI notes (12 SoundFont programs, C2–B5, seed 20252)",
+    "additive": "Additive/FM notes (5 timbres, MIDI 45–80, seed 20252: the issue's protocol)",
+}
+
+
 def model_card(args, argv, info: dict) -> str:
     h = info["history"]
     pick = np.unique(np.linspace(0, len(h) - 1, min(12, len(h))).round().astype(int))
@@ -388,14 +400,18 @@ def model_card(args, argv, info: dict) -> str:
                              "cqt", "d2v", "target_position_share", "rep_position_share", "audio_per_second"]
                  if c in h.columns]
     curve = md_table(h.iloc[pick][loss_cols].reset_index(drop=True), "{:.3g}")
-    v = info.get("verdict")
-    verdict_md = "" if v is None else (
-        f"\nMust (timbre across pitch ≥ best random twin + 0.10 at a layer whose control ≥ 0.85): "
-        f"**{'met' if v['must_met'] else 'NOT met'}** (best timbre {v['timbre_best']:.2f} at layer "
-        f"{v['timbre_best_layer']} vs best twin {v['timbre_best_twin']:.2f}; control there "
-        f"{v['control_at_timbre_best']:.2f}).  Aim (octave-held-out pitch class ≥ 0.20): "
-        f"**{'met' if v['aim_met'] else 'not met'}** (best {v['octave_best']:.2f}, best twin {v['octave_best_twin']:.2f}).\n")
-    test_md = "" if info.get("test") is None else f"\n## Test probes (held-out synthetic notes)\n\n{verdict_md}\n{probe_table(info['test'])}\n"
+    test_md = ""
+    if info.get("test") is not None:
+        test_md = "\n## Test probes (held-out synthetic notes)\n"
+        for notes, rows in info["test"].groupby("notes", sort=False):
+            v = info["verdict"][notes]
+            test_md += (
+                f"\n### {NOTES_TITLES[notes]}\n\nMust (timbre across pitch ≥ best random twin + 0.10 at a layer "
+                f"whose control ≥ 0.85): **{'met' if v['must_met'] else 'NOT met'}** (best timbre "
+                f"{v['timbre_best']:.2f} at layer {v['timbre_best_layer']} vs best twin {v['timbre_best_twin']:.2f}; "
+                f"control there {v['control_at_timbre_best']:.2f}, best twin's control {v['control_best_twin']:.2f}).  "
+                f"Aim (octave-held-out pitch class ≥ 0.20): **{'met' if v['aim_met'] else 'not met'}** (best "
+                f"{v['octave_best']:.2f}, best twin {v['octave_best_twin']:.2f}).\n\n{probe_table(rows)}\n")
     teach_md = "" if info.get("teaching") is None else f"\n## Teaching-set grouped probes\n\n{probe_table(info['teaching'])}\n"
     sel = info.get("selection")
     sel_md = "" if sel is None or sel.empty else f"\n## Checkpoint selection (validation probes only)\n\n{md_table(sel)}\n"
@@ -546,11 +562,14 @@ def main(argv=None) -> int:
     selection = []
     chosen_step = result.steps_done
     if args.select_every:
-        table = probe_synth.note_table(probe_synth.VALIDATION_PROGRAMS, seed=ev.SPLIT_SEEDS["validation"])
-        waves = probe_synth.render_table(table)
+        tables = [probe_synth.note_table(probe_synth.VALIDATION_PROGRAMS, seed=ev.SPLIT_SEEDS["validation"]),
+                  probe_synth.additive_table(seed=ev.SPLIT_SEEDS["validation"])]
+        renders = [(t, probe_synth.render_table(t) if i == 0 else probe_synth.render_additive(t))
+                   for i, t in enumerate(tables)]
         for step, path in result.snapshots:
             pt.load_snapshot(model, path)
-            res = ev.probe_suite(model, split="validation", n_twins=0, baselines=False, waves=waves, table=table)
+            res = pd.concat([ev.probe_suite(model, split="validation", n_twins=0, baselines=False, waves=w, table=t)
+                             for t, w in renders])
             selection.append({"step": step, **selection_score(res)})
             log(f"validation probes at step {step}: {selection[-1]}")
         best = max(selection, key=lambda r: (round(r["score"], 6), r["step"]))
@@ -564,9 +583,10 @@ def main(argv=None) -> int:
             "layers": args.layers, "hidden": args.hidden, "heads": args.heads, "bytes": pt.weights_bytes(config)}
     if args.test:
         loaded = ev.as_loaded(model, name=f"music2vec-mini ({args.recipe})")
-        info["test"] = ev.probe_suite(loaded, split="test", n_twins=args.twins, log=log)
+        info["test"] = pd.concat([ev.probe_suite(loaded, split="test", notes=notes, n_twins=args.twins, log=log)
+                                  for notes in ev.NOTES], ignore_index=True)
         info["test"].to_csv(run / "test_probes.csv", index=False)
-        info["verdict"] = ev.verdict(info["test"])
+        info["verdict"] = {notes: ev.verdict(rows) for notes, rows in info["test"].groupby("notes")}
         log(f"test verdict: {info['verdict']}")
         if args.teaching:
             info["teaching"] = ev.teaching_probes(loaded, n_twins=args.twins, log=log)

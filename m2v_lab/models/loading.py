@@ -3,6 +3,8 @@
 Routes (recorded as ``LoadedModel.loader``):
 
 - ``"tiny"``: a registry config with fixed random weights, no files;
+- ``"bundled"``: trained weights shipped in the repository (``data/models/music2vec-mini``), read as a
+  local ``save_pretrained`` folder;
 - ``"data2vec-audio"`` / ``"local"``: transformers' own class for the config's ``model_type``
   (Data2VecAudio, HuBERT, wav2vec2), for the registry's music2vec-v1 and for other checkpoints;
 - ``"hubert-native (MERT config mapped)"``: a MERT config mapped onto ``HubertModel``
@@ -26,7 +28,8 @@ from . import mert
 from ..devices import resolve_device, resolve_dtype
 from .encoder import TRAINED_KEY, LoadedModel
 from .hub import ModelFiles, looks_like_hub_id
-from .registry import CONV_STRIDES, DEFAULT_MODEL, OFFLINE_MODEL, REGISTRY, TINY_SEED, ModelSpec, lookup, tiny_config
+from .registry import (CONV_STRIDES, DEFAULT_MODEL, OFFLINE_MODEL, REGISTRY, TINY_SEED, ModelSpec, bundled_path,
+                       lookup, tiny_config)
 
 __all__ = ["load_model", "load_model_with_fallback", "random_twin", "coerce_config"]
 
@@ -311,7 +314,15 @@ def load_model(name_or_path: str | os.PathLike, *, revision: str | None = None, 
         module, spec, source, resolved, loader = _build_tiny(base), base, base.name, None, "tiny"
         facts = {k: "registry (tiny model)" for k in ("sample_rate", "do_normalize", "context_seconds")}
     else:
-        if Path(os.path.expanduser(key)).is_dir():
+        if base is not None and base.loader == "bundled":
+            folder = bundled_path(base.name)
+            if not (folder / "config.json").is_file():
+                raise ModelError(
+                    f"the bundled model {base.name!r} is missing from data/models/{base.name} (it ships with the "
+                    "source checkout: `git clone` the repository, or `git checkout -- data/models`); to re-create "
+                    f"it, see data/models/{base.name}/README.md or run `python data/train_music2vec_mini.py --help`.")
+            files = ModelFiles(folder)
+        elif Path(os.path.expanduser(key)).is_dir():
             files = ModelFiles(key, revision=revision)
         elif base is not None or looks_like_hub_id(key):
             files = ModelFiles(base.hub_id if base else key, revision=revision)
@@ -320,6 +331,8 @@ def load_model(name_or_path: str | os.PathLike, *, revision: str | None = None, 
                              f"model ({', '.join(REGISTRY)}). Check the spelling or the path.")
         module, spec, facts, loader, code = _load_files(files, base=base, trust_remote_code=trust_remote_code)
         source, resolved = files.display, files.commit or revision
+        if loader == "bundled":  # no local path in notebook outputs
+            source = f"data/models/{base.name}"
     if sample_rate is not None:
         spec = replace(spec, sample_rate=int(sample_rate))
         facts["sample_rate"] = "argument"

@@ -6,9 +6,10 @@ Nothing here touches the network or builds a model; :mod:`.loading` reads these 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["ModelSpec", "REGISTRY", "DEFAULT_MODEL", "OFFLINE_MODEL", "lookup", "tiny_config",
-           "CONV_KERNELS", "CONV_STRIDES", "TINY_SEED"]
+__all__ = ["ModelSpec", "REGISTRY", "DEFAULT_MODEL", "OFFLINE_MODEL", "lookup", "tiny_config", "bundled_path",
+           "BUNDLED_DIR", "CONV_KERNELS", "CONV_STRIDES", "TINY_SEED"]
 
 DEFAULT_MODEL = "m-a-p/music2vec-v1"
 #: The model notebooks fall back to when the chosen one cannot be loaded.
@@ -17,6 +18,9 @@ OFFLINE_MODEL = "tiny-music2vec"
 #: The conv front end every model of the family shares: stride 320, receptive field 400 samples.
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
+
+#: Where ``"bundled"`` models live: data/models/ of the source checkout (the teaching set's neighbour).
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 
 TINY_SEED = 20221030  # fixed: a tiny model's weights (and so its fingerprint) never change
 
@@ -34,6 +38,7 @@ class ModelSpec:
       encoder, fields HuBERT lacks) falls back to ``"remote-code"``;
     - ``"remote-code"``: the repository's own model code, only with ``trust_remote_code=True``;
     - ``"tiny"``: built from a config with random weights, no download;
+    - ``"bundled"``: trained weights shipped in the repository (``data/models/<name>``), no download;
     - ``"local"``: a wav2vec2-family checkpoint outside the registry, loaded with
       transformers' class for its ``model_type``.
     """
@@ -70,6 +75,10 @@ REGISTRY: dict[str, ModelSpec] = {
                   24000, 75, 24, 1024, 5.0, False,
                   notes="pre-LN: block_24 is after the encoder's final LayerNorm, as the model card's "
                         "hidden_states[24]; a scale jump from block_23 is expected"),
+        ModelSpec("music2vec-mini", None, "bundled", "MLM on acoustic codewords (MERT-style), pre-trained by m2v_lab",
+                  16000, 50, 4, 256, 4.0, True,
+                  notes="a teaching model: music2vec's front end, 4 blocks x 256, pre-trained on a CPU on 2 h of "
+                        "Wesnoth's soundtrack and MIDI renders (data/models/music2vec-mini/README.md)"),
         ModelSpec("tiny-music2vec", None, "tiny", _UNTRAINED,
                   16000, 50, 12, 96, 30.0, True, trained=False,
                   notes="music2vec-v1's conv front end and layer count, narrow, random weights"),
@@ -89,6 +98,11 @@ for _spec in REGISTRY.values():
 def lookup(name: str) -> ModelSpec | None:
     """The registry entry a name, alias or hub id (any case) refers to, or None."""
     return REGISTRY.get(_ALIASES.get(str(name).lower(), ""))
+
+
+def bundled_path(name: str) -> Path:
+    """The folder of a ``"bundled"`` registry model."""
+    return BUNDLED_DIR / name
 
 
 def tiny_config(name: str):

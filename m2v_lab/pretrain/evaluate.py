@@ -33,15 +33,17 @@ import pandas as pd
 from ..errors import OptionError
 from . import synth
 
-__all__ = ["PROBES", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
+__all__ = ["PROBES", "NOTES", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
            "summarize", "verdict", "SPLIT_SEEDS"]
 
-#: probe name -> (label column, how folds are made, chance)
+#: probe name -> (label column, how folds are made)
 PROBES = {
-    "octave_pitch_class": ("pitch_class", "octave", 1 / 12),
-    "timbre_across_pitch": ("program", "pitch mod 6", 1 / 12),
-    "pitch_class_across_timbre": ("pitch_class", "program", 1 / 12),
+    "octave_pitch_class": ("pitch_class", "octave"),
+    "timbre_across_pitch": ("program", "pitch mod 6"),
+    "pitch_class_across_timbre": ("pitch_class", "program"),
 }
+#: the two note families :func:`probe_suite` renders
+NOTES = ("soundfont", "additive")
 #: note-table seeds per split; the teaching set used seed 0 and the training renders use their own.
 SPLIT_SEEDS = {"validation": 20251, "test": 20252}
 
@@ -113,8 +115,9 @@ def _baselines(waves) -> dict[str, np.ndarray]:
 def _rows_for(name, kind, stack, layer_names, table, probes, C, seed=None):
     rows = []
     for probe in probes:
-        label, _, chance = PROBES[probe]
+        label, _ = PROBES[probe]
         y = table[label].to_numpy()
+        chance = 1 / table[label].nunique()
         folds = _folds(table, probe)
         for li, lname in enumerate(layer_names):
             mean, sd = probe_accuracy(stack[li], y, folds, C=C)
@@ -124,9 +127,9 @@ def _rows_for(name, kind, stack, layer_names, table, probes, C, seed=None):
     return rows
 
 
-def probe_suite(model, *, split: str = "test", n_twins: int = 3, baselines: bool = True, probes=tuple(PROBES),
-                seed: int | None = None, programs=None, C: float = 1.0, waves=None, table=None,
-                log=None) -> pd.DataFrame:
+def probe_suite(model, *, split: str = "test", notes: str = "soundfont", n_twins: int = 3, baselines: bool = True,
+                probes=tuple(PROBES), seed: int | None = None, programs=None, C: float = 1.0, waves=None,
+                table=None, log=None) -> pd.DataFrame:
     """The generalising probes for ``model``, ``n_twins`` random twins and the baselines.
 
     Parameters
@@ -136,6 +139,10 @@ def probe_suite(model, *, split: str = "test", n_twins: int = 3, baselines: bool
         Which notes: :data:`~m2v_lab.pretrain.synth.TEST_PROGRAMS` with seed 20252, or
         :data:`~m2v_lab.pretrain.synth.VALIDATION_PROGRAMS` with seed 20251.  Choose checkpoints on
         ``"validation"`` only.
+    notes : {"soundfont", "additive"}
+        General MIDI programs through a SoundFont (12 programs, C2–B5, 4 octave folds), or the
+        additive/FM family the issue's baselines were measured on (5 timbres, MIDI 45–80, 3 octave
+        folds; :func:`~m2v_lab.pretrain.synth.additive_table`), with the same split seeds.
     n_twins : int
         Random twins with seeds 1 … n.
     baselines : bool
@@ -154,11 +161,16 @@ def probe_suite(model, *, split: str = "test", n_twins: int = 3, baselines: bool
 
     if split not in SPLIT_SEEDS:
         raise OptionError(f"split={split!r} must be 'test' or 'validation'.")
-    if table is None:
+    if notes not in NOTES:
+        raise OptionError(f"notes={notes!r} must be one of {NOTES}.")
+    seed = SPLIT_SEEDS[split] if seed is None else seed
+    if table is None and notes == "additive":
+        table = synth.additive_table(seed=seed, **({"timbres": programs} if programs else {}))
+    elif table is None:
         programs = programs or (synth.TEST_PROGRAMS if split == "test" else synth.VALIDATION_PROGRAMS)
-        table = synth.note_table(programs, seed=SPLIT_SEEDS[split] if seed is None else seed)
+        table = synth.note_table(programs, seed=seed)
     if waves is None:
-        waves = synth.render_table(table)
+        waves = synth.render_additive(table) if "fm_index" in table else synth.render_table(table)
     loaded = as_loaded(model)
     names = list(loaded.layer_names)
     rows = []
@@ -176,6 +188,7 @@ def probe_suite(model, *, split: str = "test", n_twins: int = 3, baselines: bool
             rows += _rows_for(bname, "baseline", X[None], ["features"], table, probes, C)
     out = pd.DataFrame(rows)
     out["split"] = split
+    out["notes"] = "additive" if "fm_index" in table else "soundfont"
     return out
 
 
