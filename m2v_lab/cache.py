@@ -17,7 +17,11 @@ fails to load (truncated, corrupt, wrong digest) is removed with a warning and r
 
 Where: ``cache_dir=`` in :func:`m2v_lab.extract`; ``True`` means the default folder,
 ``$M2V_LAB_CACHE`` or else ``~/.cache/m2v_lab``; None uses ``$M2V_LAB_CACHE`` when set and
-caches nothing otherwise; False never caches.
+caches nothing otherwise; False never caches.  A folder on a shared filesystem (NFS, Lustre …)
+serves a whole cluster.  A URI (``s3://bucket/m2v``, ``gs://…``, ``hdfs://…``, ``file:///…``) is
+opened with ``pyarrow.fs`` (pyarrow: ``pip install 'm2v_lab[ray]'``) and holds the same files in the
+same layout; an object store writes each object whole, and a local URI writes by temporary file and
+rename as a folder does.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ import numpy as np
 
 from .errors import CacheError
 
-__all__ = ["FeatureCache", "CacheWarning", "default_cache_dir", "resolve_cache_dir", "cache_info", "clear_cache"]
+__all__ = ["FeatureCache", "ArrowFeatureCache", "CacheWarning", "default_cache_dir", "resolve_cache_dir",
+           "open_cache", "is_uri", "cache_info", "clear_cache"]
 
 CACHE_FORMAT = "2"
 _SUFFIX = ".safetensors"
 _HEAD = re.compile(r"^[0-9a-f]{64}\.safetensors$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _STALE_TMP_SECONDS = 24 * 3600
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,16 +64,33 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("M2V_LAB_CACHE") or "~/.cache/m2v_lab").expanduser()
 
 
-def resolve_cache_dir(cache_dir) -> Path | None:
-    """The folder ``cache_dir=`` means (see the module docstring), or None for no caching."""
+def is_uri(location) -> bool:
+    """Whether ``location`` is a filesystem URI (``s3://…``, ``file:///…``) rather than a local path."""
+    return isinstance(location, str) and bool(_URI.match(location))
+
+
+def resolve_cache_dir(cache_dir) -> Path | str | None:
+    """The folder (or URI) ``cache_dir=`` means (see the module docstring), or None for no caching."""
     if cache_dir is False:
         return None
     if cache_dir is True:
-        return default_cache_dir()
-    if cache_dir is None:
-        env = os.environ.get("M2V_LAB_CACHE")
-        return Path(env).expanduser() if env else None
+        cache_dir = os.environ.get("M2V_LAB_CACHE") or default_cache_dir()
+    elif cache_dir is None:
+        cache_dir = os.environ.get("M2V_LAB_CACHE")
+        if not cache_dir:
+            return None
+    if is_uri(cache_dir):
+        return cache_dir.rstrip("/")
     return Path(os.fspath(cache_dir)).expanduser()
+
+
+def open_cache(cache_dir) -> "FeatureCache | None":
+    """The cache ``cache_dir=`` means: a :class:`FeatureCache` on a folder, an :class:`ArrowFeatureCache`
+    on a URI, or None for no caching."""
+    root = resolve_cache_dir(cache_dir)
+    if root is None:
+        return None
+    return ArrowFeatureCache(root) if is_uri(root) else FeatureCache(root)
 
 
 def _digest(array: np.ndarray) -> str:
@@ -97,15 +120,8 @@ class FeatureCache:
 
         try:
             with safe_open(str(path), framework="numpy") as f:
-                meta = json.loads((f.metadata() or {}).get("m2v_lab", "{}"))
-                if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
-                    raise _Corrupt("it does not carry the key it is filed under")
-                digests = meta.get("digests", {})
-                tensors = {}
-                for name in (f.keys() if names is None else names):
-                    tensors[name] = f.get_tensor(name)
-                    if digests.get(name) != _digest(tensors[name]):
-                        raise _Corrupt(f"tensor {name!r} does not match its stored sha256")
+                meta = _checked_meta(f.metadata(), key)
+                tensors = _checked_tensors(meta, f.keys() if names is None else names, f.get_tensor)
         except FileNotFoundError:
             return None
         except PermissionError as exc:  # someone else's entry in a shared cache: not ours to delete
@@ -136,17 +152,14 @@ class FeatureCache:
 
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, key: str, tensors: dict[str, np.ndarray], meta: dict) -> Path:
-        from safetensors.numpy import save_file
-
-        tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        record = dict(meta, key=key, format=CACHE_FORMAT, digests={k: _digest(v) for k, v in tensors.items()})
+        data = _serialise(key, tensors, meta)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:20]}.", suffix=".tmp")
-            os.close(fd)
             try:
-                save_file(tensors, tmp, metadata={"m2v_lab": json.dumps(record, default=str)})
-                with open(tmp, "rb") as f:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
                     os.fsync(f.fileno())
                 os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache needs others to read
                 os.replace(tmp, path)
@@ -170,16 +183,218 @@ class FeatureCache:
         """Head files (one per clip and setting)."""
         return sorted(p for p in self.root.glob(f"*/*/*{_SUFFIX}") if _HEAD.match(p.name))
 
+    # -- listing (cache_info, clear_cache) ----------------------------------------------
+    def _listing(self) -> list[tuple[str, int, float]]:
+        """``(path relative to the root, bytes, mtime)`` of every file two folders down."""
+        if not self.root.exists():
+            return []
+        out = []
+        for f in self.root.glob("*/*/*"):
+            try:
+                st = f.stat()
+            except FileNotFoundError:  # removed meanwhile (a temporary file renamed into place)
+                continue
+            if f.is_file():
+                out.append((f.relative_to(self.root).as_posix(), st.st_size, st.st_mtime))
+        return out
 
-def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
+    def _meta_of(self, rel: str) -> dict:
+        from safetensors import safe_open
 
-    with safe_open(str(path), framework="numpy") as f:
-        return f.metadata() or {}
+        with safe_open(str(self.root / rel), framework="numpy") as f:
+            return f.metadata() or {}
+
+    def _remove(self, rel: str) -> None:
+        (self.root / rel).unlink(missing_ok=True)
+
+    def _prune(self, model_dir: str) -> None:
+        d = self.root / model_dir
+        for sub in sorted(d.glob("*"), reverse=True):
+            if sub.is_dir() and not any(sub.iterdir()):
+                sub.rmdir()
+        if d.exists() and not any(d.iterdir()):
+            d.rmdir()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
+
+def _serialise(key: str, tensors: dict[str, np.ndarray], meta: dict) -> bytes:
+    """An entry's file bytes: safetensors with the m2v_lab record (key, format, per-tensor sha256)."""
+    from safetensors.numpy import save
+
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    record = dict(meta, key=key, format=CACHE_FORMAT, digests={k: _digest(v) for k, v in tensors.items()})
+    return save(tensors, metadata={"m2v_lab": json.dumps(record, default=str)})
+
+
+def _checked_meta(metadata: dict | None, key: str) -> dict:
+    meta = json.loads((metadata or {}).get("m2v_lab", "{}"))
+    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+        raise _Corrupt("it does not carry the key it is filed under")
+    return meta
+
+
+def _checked_tensors(meta: dict, names, get) -> dict[str, np.ndarray]:
+    digests = meta.get("digests", {})
+    tensors = {}
+    for name in names:
+        tensors[name] = get(name)
+        if digests.get(name) != _digest(tensors[name]):
+            raise _Corrupt(f"tensor {name!r} does not match its stored sha256")
+    return tensors
+
+
+def _header(data: bytes) -> dict:
+    """The JSON header of a safetensors file's bytes."""
+    if len(data) < 8:
+        raise _Corrupt("it is shorter than a safetensors header")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise _Corrupt("its header runs past its end")
+    return json.loads(data[8:8 + n])
+
+
+class ArrowFeatureCache(FeatureCache):
+    """:class:`FeatureCache` on a ``pyarrow.fs`` URI (``s3://bucket/prefix``, ``gs://…``, ``file:///…``):
+    the same files, names, bytes and digests, so a cluster can fill an object store that notebooks read.
+
+    Writes are atomic as the store makes them: a local filesystem gets a temporary file and a rename, an
+    object store a single object that appears whole or not at all.
+    """
+
+    def __init__(self, uri: str):
+        try:
+            from pyarrow import fs as pafs
+        except ImportError as exc:
+            raise CacheError(f"cache_dir={uri!r} is a URI, which needs pyarrow: pip install 'm2v_lab[ray]' "
+                             "(or pyarrow alone), or pass a local folder.") from exc
+        self.uri = uri.rstrip("/")
+        try:
+            self.fs, base = pafs.FileSystem.from_uri(self.uri)
+            self.base = base.rstrip("/")
+            self.fs.create_dir(self.base, recursive=True)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+            raise CacheError(f"cannot open the cache at {self.uri}: {exc}. Check the URI and the credentials, "
+                             "or pass a local folder.") from exc
+        self.root = self.uri
+        self._rename = self.fs.type_name == "local"
+
+    def path(self, model_fingerprint: str, key: str, layer: int | None = None) -> str:
+        name = key if layer is None else f"{key}.L{int(layer):02d}"
+        return f"{self.base}/{model_fingerprint[:16]}/{key[:2]}/{name}{_SUFFIX}"
+
+    def _exists(self, path: str) -> bool:
+        from pyarrow import fs as pafs
+
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def _read(self, path: str, key: str, names) -> tuple[dict[str, np.ndarray], dict] | None:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        try:
+            if not self._exists(path):
+                return None
+            with self.fs.open_input_file(path) as f:
+                data = f.readall()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            warnings.warn(f"cache entry {path} is not readable ({exc}); computing without it.", CacheWarning,
+                          stacklevel=4)
+            return None
+        try:
+            meta = _checked_meta(_header(data).get("__metadata__"), key)
+            stored = load(data)
+            tensors = _checked_tensors(meta, stored if names is None else names, stored.__getitem__)
+        except (SafetensorError, ValueError, KeyError) as exc:
+            warnings.warn(f"cache entry {path} is unusable ({exc}); recomputing it.", CacheWarning, stacklevel=4)
+            try:
+                self.fs.delete_file(path)
+            except OSError:
+                pass
+            return None
+        return tensors, meta
+
+    def missing_layers(self, model_fingerprint: str, key: str, layers) -> list[int]:
+        return [int(p) for p in layers if not self._exists(self.path(model_fingerprint, key, p))]
+
+    def _write(self, path: str, key: str, tensors: dict[str, np.ndarray], meta: dict) -> str:
+        import uuid
+
+        data = _serialise(key, tensors, meta)
+        folder, name = path.rsplit("/", 1)
+        try:
+            self.fs.create_dir(folder, recursive=True)
+            target = f"{folder}/.{name[:20]}.{uuid.uuid4().hex[:12]}.tmp" if self._rename else path
+            with self.fs.open_output_stream(target) as out:
+                out.write(data)
+            if self._rename:
+                try:
+                    self.fs.move(target, path)
+                finally:
+                    if self._exists(target):
+                        self.fs.delete_file(target)
+        except OSError as exc:
+            raise CacheError(f"cannot write cache entry {path}: {exc}. Check the store's space and "
+                             "permissions, or pass another cache_dir=.") from exc
+        return path
+
+    def entries(self) -> list[str]:
+        return sorted(f"{self.base}/{rel}" for rel, _, _ in self._listing() if _HEAD.match(rel.rsplit("/", 1)[-1]))
+
+    def _listing(self) -> list[tuple[str, int, float]]:
+        from pyarrow import fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=True, allow_not_found=True))
+        out = []
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            rel = info.path[len(self.base):].lstrip("/")
+            if rel.count("/") == 2:
+                mtime = info.mtime.timestamp() if info.mtime is not None else time.time()
+                out.append((rel, int(info.size or 0), mtime))
+        return out
+
+    def _meta_of(self, rel: str) -> dict:
+        with self.fs.open_input_file(f"{self.base}/{rel}") as f:
+            head = f.read(8)
+            return _header(head + f.read(int.from_bytes(head, "little"))).get("__metadata__") or {}
+
+    def _remove(self, rel: str) -> None:
+        try:
+            self.fs.delete_file(f"{self.base}/{rel}")
+        except FileNotFoundError:
+            pass
+
+    def _prune(self, model_dir: str) -> None:
+        if self._rename:  # object stores have no folders to remove
+            from pyarrow import fs as pafs
+
+            d = f"{self.base}/{model_dir}"
+            for info in sorted(self.fs.get_file_info(pafs.FileSelector(d, recursive=True, allow_not_found=True)),
+                               key=lambda i: i.path, reverse=True):
+                if info.type == pafs.FileType.Directory and not self.fs.get_file_info(
+                        pafs.FileSelector(info.path)):
+                    self.fs.delete_dir(info.path)
+            if self._exists(d) and not self.fs.get_file_info(pafs.FileSelector(d)):
+                self.fs.delete_dir(d)
+
+
+def _open_for_listing(cache_dir) -> FeatureCache | None:
+    """The cache at ``cache_dir`` (default folder for None/True) without creating a missing folder."""
+    root = resolve_cache_dir(cache_dir) or default_cache_dir()
+    if is_uri(root):
+        return ArrowFeatureCache(root)
+    cache = FeatureCache.__new__(FeatureCache)
+    cache.root = Path(root)
+    return cache
 
 
 def cache_info(cache_dir=True):
-    """Entries and bytes per model in a cache folder.
+    """Entries and bytes per model in a cache folder (or URI).
 
     Returns
     -------
@@ -191,22 +406,26 @@ def cache_info(cache_dir=True):
     """
     import pandas as pd
 
-    root = resolve_cache_dir(cache_dir) or default_cache_dir()
+    cache = _open_for_listing(cache_dir)
+    files = cache._listing()
+    by_model: dict[str, list] = {}
+    for rel, size, _ in files:
+        by_model.setdefault(rel.split("/", 1)[0], []).append((rel, size))
     rows = []
-    for model_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
-        files = list(model_dir.glob(f"*/*{_SUFFIX}"))
-        heads = [f for f in files if _HEAD.match(f.name)]
+    for model in sorted(by_model):
+        entries = [(rel, size) for rel, size in by_model[model] if rel.endswith(_SUFFIX)]
+        heads = [rel for rel, _ in entries if _HEAD.match(rel.rsplit("/", 1)[-1])]
         name = ""
         if heads:
             try:
-                name = json.loads(_metadata(heads[0]).get("m2v_lab", "{}")).get("model", "")
+                name = json.loads(cache._meta_of(sorted(heads)[0]).get("m2v_lab", "{}")).get("model", "")
             except Exception:  # noqa: BLE001 - a broken entry only loses the display name here
                 name = "?"
-        rows.append({"model": model_dir.name, "model_name": name, "entries": len(heads),
-                     "layer_files": len(files) - len(heads), "bytes": sum(f.stat().st_size for f in files)})
+        rows.append({"model": model, "model_name": name, "entries": len(heads),
+                     "layer_files": len(entries) - len(heads), "bytes": sum(size for _, size in entries)})
     frame = pd.DataFrame(rows, columns=["model", "model_name", "entries", "layer_files", "bytes"])
-    frame.attrs["root"] = str(root)
-    frame.attrs["temporary_files"] = len(list(root.glob("*/*/*.tmp"))) if root.exists() else 0
+    frame.attrs["root"] = str(cache.root)
+    frame.attrs["temporary_files"] = sum(rel.endswith(".tmp") for rel, _, _ in files)
     return frame
 
 
@@ -217,33 +436,33 @@ def clear_cache(cache_dir=True, *, model=None) -> int:
     Returns the number of entries (heads) removed; their layer files go with them.  Temporary
     files younger than a day are left alone: they may belong to a run in progress.
     """
-    root = resolve_cache_dir(cache_dir) or default_cache_dir()
-    if not root.exists():
+    cache = _open_for_listing(cache_dir)
+    files = cache._listing()
+    if not files and not (isinstance(cache.root, Path) and cache.root.exists()):
         return 0
-    dirs = [p for p in root.glob("*") if p.is_dir()]
+    models = sorted({rel.split("/", 1)[0] for rel, _, _ in files})
     if model is not None:
         fingerprint = getattr(model, "fingerprint", None)
         if fingerprint is not None:
-            dirs = [root / fingerprint[:16]]
+            models = [fingerprint[:16]]
         else:
-            info = cache_info(root)
+            info = cache_info(cache_dir)
             wanted = info[(info["model"] == str(model)[:16]) | (info["model_name"] == str(model))]["model"]
             if wanted.empty:
-                raise CacheError(f"no cache entries for model {model!r} in {root}; cache_info() lists the "
+                raise CacheError(f"no cache entries for model {model!r} in {cache.root}; cache_info() lists the "
                                  f"models there: {sorted(set(info['model_name']))}.")
-            dirs = [root / m for m in wanted]
+            models = list(wanted)
     removed = 0
     now = time.time()
-    for d in dirs:
-        for f in d.glob(f"*/*{_SUFFIX}"):
-            removed += bool(_HEAD.match(f.name))
-            f.unlink(missing_ok=True)
-        for tmp in d.glob("*/*.tmp"):
-            if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
-                tmp.unlink(missing_ok=True)
-        for sub in sorted(d.glob("*"), reverse=True):
-            if sub.is_dir() and not any(sub.iterdir()):
-                sub.rmdir()
-        if d.exists() and not any(d.iterdir()):
-            d.rmdir()
+    chosen = set(models)
+    for rel, _, mtime in files:
+        if rel.split("/", 1)[0] not in chosen:
+            continue
+        if rel.endswith(_SUFFIX):
+            removed += bool(_HEAD.match(rel.rsplit("/", 1)[-1]))
+            cache._remove(rel)
+        elif rel.endswith(".tmp") and now - mtime > _STALE_TMP_SECONDS:
+            cache._remove(rel)
+    for m in models:
+        cache._prune(m)
     return removed

@@ -29,14 +29,15 @@ import numpy as np
 import torch
 
 from . import audio
-from .cache import CacheWarning, FeatureCache, resolve_cache_dir
+from .cache import CacheWarning, FeatureCache, open_cache, resolve_cache_dir
 from .errors import AudioError, CacheError, M2VLabError, ModelError, OptionError
 from .features import Features
 from .layers import resolve_layers
 from .models import LoadedModel, load_model
 from .settings import EXTRACTION_VERSION, ExtractSettings
 
-__all__ = ["extract", "ExtractWarning", "EXTRACTION_VERSION"]
+__all__ = ["extract", "ExtractWarning", "EXTRACTION_VERSION", "resolve_settings", "clip_key", "is_cached",
+           "window_options", "store_clips", "store_decoded", "decode_clip", "StoreReport"]
 
 _UNSET = type("_Unset", (), {"__repr__": lambda self: "<default>"})()  # an option the caller did not pass
 
@@ -58,6 +59,7 @@ class _Clip:
     received: int = 0
     done: int = 0
     failed: str | None = None
+    finished: bool = False
     windows: dict = field(default_factory=dict)  # window number -> (start, samples, frames)
     total: np.ndarray | None = None  # float64 sums (mean) or running max, (layers, dim)
     frames: dict = field(default_factory=dict)  # window number -> (asked layers, frames, dim)
@@ -78,6 +80,52 @@ def _free_device_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
     elif device.type == "mps" and hasattr(torch, "mps"):
         torch.mps.empty_cache()
+
+
+def clip_key(fingerprint: str, settings: ExtractSettings, source: audio.AudioSource) -> str:
+    """The cache key of one clip: sha256 of the model fingerprint, the audio content and ``settings``.
+
+    Computed without running the model (it reads the file's bytes to hash them), so engines can tell
+    what the cache already holds before scheduling any work.
+
+    Raises
+    ------
+    AudioError
+        The clip cannot be read (missing, a folder, not audio …), with the precise reason.
+    """
+    try:
+        content = source.content_hash()
+    except AudioError:
+        audio.check(source)  # the precise reason (a folder, not audio …) when there is one
+        raise
+    payload = json.dumps({"model": fingerprint, "audio": content, **settings.key()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _find_entry(cache: FeatureCache, fingerprint: str, key: str, settings: ExtractSettings, positions):
+    """``(head tensors, frame layers to write)`` of a clip's entry: ``(None, positions)`` when there is
+    no usable head, ``(tensors, [])`` when the entry is whole, ``(tensors, missing layers)`` when
+    frames of some asked layers are not stored yet."""
+    frames = settings.pool is None
+    entry = cache.get(fingerprint, key, names=("windows",) if frames else ("windows", "pooled"))
+    if entry is None:
+        return None, [int(p) for p in positions]
+    return entry[0], cache.missing_layers(fingerprint, key, positions) if frames else []
+
+
+def is_cached(cache: FeatureCache, fingerprint: str, key: str, settings: ExtractSettings, positions) -> bool:
+    """Whether ``cache`` holds the whole entry of ``key`` — the lookup :func:`extract` makes (the head
+    read and its digests checked; for frames, every asked layer's file present)."""
+    tensors, needed = _find_entry(cache, fingerprint, key, settings, positions)
+    return tensors is not None and not needed
+
+
+def window_options(settings: ExtractSettings, min_samples: int) -> dict:
+    """Keyword arguments of :func:`m2v_lab.audio.windows` / :func:`~m2v_lab.audio.prefetch_windows` that
+    cut audio into the windows ``settings`` describe (``min_samples``: the model's receptive field)."""
+    return dict(sample_rate=settings.sample_rate, window=settings.window_samples,
+                min_last=settings.min_last_samples, min_samples=int(min_samples),
+                do_normalize=settings.do_normalize, scope=settings.normalize_scope)
 
 
 class _CachedFrames:
@@ -102,12 +150,17 @@ class _CachedFrames:
 
 class _Extractor:
     def __init__(self, model: LoadedModel, fingerprint: str, sources, settings, *, positions, batch_size,
-                 cache, on_error, progress, decode_workers):
+                 cache, on_error, progress, decode_workers, isolate=False, store_only=False):
         from tqdm.auto import tqdm
 
         self.model, self.fingerprint, self.sources, self.settings = model, fingerprint, sources, settings
         self.positions, self.batch_size, self.cache, self.on_error = positions, batch_size, cache, on_error
         self.decode_workers = decode_workers
+        # isolate: a batch holds windows of one clip only, so a clip's numbers never depend on which other
+        # clips ran beside it (the engines' rule: entries are the same bytes whoever computes them).
+        # store_only: entries go to the cache and nothing is kept in memory; a failing cache write stops the run.
+        self.isolate, self.store_only = isolate, store_only
+        self.stored: list[int] = []  # clips computed and written (store_only)
         self.rate = settings.sample_rate
         self.frames_dtype = np.dtype(settings.frames_dtype or "float32")
         self.results: dict[int, tuple] = {}
@@ -138,34 +191,24 @@ class _Extractor:
             self.advance(max(0.0, clip.seconds - sum(n for _, n, _ in clip.windows.values()) / self.rate))
 
     def key(self, source: audio.AudioSource) -> str:
-        try:
-            content = source.content_hash()
-        except AudioError:
-            audio.check(source)  # the precise reason (a folder, not audio …) when there is one
-            raise
-        payload = json.dumps({"model": self.fingerprint, "audio": content, **self.settings.key()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return clip_key(self.fingerprint, self.settings, source)
 
     def cached(self, clip: _Clip) -> bool:
         """Serve ``clip`` from the cache if it is there whole; else note which frame layers to write."""
-        frames = self.settings.pool is None
-        entry = self.cache.get(self.fingerprint, clip.key, names=("windows",) if frames else ("windows", "pooled"))
-        if entry is None:
+        tensors, clip.needed = _find_entry(self.cache, self.fingerprint, clip.key, self.settings, self.positions)
+        if tensors is None or clip.needed:
             return False
-        tensors, _ = entry
-        if frames:
-            clip.needed = self.cache.missing_layers(self.fingerprint, clip.key, self.positions)
-            if clip.needed:
-                return False
-        result = _CachedFrames(self, clip) if frames else tensors["pooled"][self.positions]
-        self.results[clip.index] = (result, tensors["windows"])
+        if not self.store_only:
+            result = _CachedFrames(self, clip) if self.settings.pool is None else tensors["pooled"][self.positions]
+            self.results[clip.index] = (result, tensors["windows"])
         self.hits += 1
         self.advance(float(tensors["windows"][:, 1].sum()) / self.rate)
         return True
 
     def finish_if_complete(self, clip: _Clip):
-        if clip.failed or clip.n_windows is None or clip.done < clip.n_windows:
+        if clip.failed or clip.finished or clip.n_windows is None or clip.done < clip.n_windows:
             return
+        clip.finished = True
         order = sorted(clip.windows)
         windows = np.array([clip.windows[w] for w in order], dtype=np.int64).reshape(-1, 3)
         pool = self.settings.pool
@@ -185,8 +228,13 @@ class _Extractor:
                     for p in clip.needed:
                         self.cache.put_layer(self.fingerprint, clip.key, p, frames[self.positions.index(p)])
             except CacheError as exc:  # finish the run without the cache rather than lose it
+                if self.store_only:
+                    raise  # the cache is all a store-only run makes
                 warnings.warn(f"{exc} Going on without the cache.", CacheWarning, stacklevel=2)
                 self.cache = None
+        if self.store_only:
+            self.stored.append(clip.index)
+            return
         if pool is None:  # read back from the cache on demand when there is one, not held in memory
             result = _CachedFrames(self, clip) if self.cache is not None else frames
         else:
@@ -210,16 +258,22 @@ class _Extractor:
 
     # -- running the model --------------------------------------------------------
     def add(self, clip: _Clip, start: int, wave: np.ndarray):
-        bucket = self.pending.setdefault(wave.size, [])
+        length = (clip.index, wave.size) if self.isolate else wave.size
+        bucket = self.pending.setdefault(length, [])
         bucket.append((clip, clip.received, start, wave))
         clip.received += 1
         self.n_pending += 1
         if len(bucket) >= self.batch_size:
-            self.run(wave.size)
-        elif self.n_pending > self.max_pending:
+            self.run(length)
+        elif self.n_pending > self.max_pending and not self.isolate:
             self.run(next(iter(self.pending)))
 
-    def run(self, length: int):
+    def run_clip(self, clip: _Clip):
+        """Run what is left of one clip's windows now (isolate: no other clip will join them)."""
+        for length in [k for k in self.pending if k[0] == clip.index]:
+            self.run(length)
+
+    def run(self, length):
         items = self.pending.pop(length)
         self.n_pending -= len(items)
         self.forward([it for it in items if not it[0].failed])
@@ -292,29 +346,36 @@ class _Extractor:
         return todo
 
     def __call__(self):
-        s = self.settings
         try:
             todo = self.lookup()
             events = audio.prefetch_windows(
                 [c.source for c in todo], workers=self.decode_workers, max_ahead=max(4, 2 * self.batch_size),
-                sample_rate=s.sample_rate, window=s.window_samples, min_last=s.min_last_samples,
-                min_samples=self.model.min_samples, do_normalize=s.do_normalize, scope=s.normalize_scope)
+                **window_options(self.settings, self.model.min_samples))
             with closing(events):
-                for pos, event in events:
-                    clip = todo[pos]
-                    if clip.failed:
-                        continue
-                    if isinstance(event, audio.WindowsDone):
-                        clip.n_windows = event.n_windows
-                        self.finish_if_complete(clip)
-                    elif isinstance(event, AudioError):
-                        self.fail(clip, str(event), event)
-                    else:
-                        self.add(clip, *event)
-            while self.pending:
-                self.run(next(iter(self.pending)))
+                self.consume(todo, events)
         finally:
             self.bar.close()
+
+    def consume(self, todo: list[_Clip], events):
+        """Run the model over ``events`` — ``(position in todo, event)`` as :func:`audio.prefetch_windows`
+        yields them — and finish every clip."""
+        for pos, event in events:
+            clip = todo[pos]
+            if clip.failed:
+                continue
+            if isinstance(event, audio.WindowsDone):
+                clip.n_windows = event.n_windows
+                if self.isolate:
+                    self.run_clip(clip)
+                self.finish_if_complete(clip)
+            elif isinstance(event, AudioError):
+                self.fail(clip, str(event), event)
+                if self.isolate:
+                    self.run_clip(clip)  # drops its waiting windows (a failed clip's windows never run)
+            else:
+                self.add(clip, *event)
+        while self.pending:
+            self.run(next(iter(self.pending)))
 
 
 def _warn_failures(failed: dict[str, str], total: int):
@@ -335,6 +396,149 @@ def _clip_table(clips, sources: list, done: list[int]):
     described = [str(sources[i].path) if sources[i].path is not None
                  else f"array ({len(sources[i].array)} samples at {sources[i].sample_rate} Hz)" for i in done]
     return pd.DataFrame({"path": described}, index=done)
+
+
+def resolve_settings(model: LoadedModel, *, pool=_UNSET, layers=_UNSET, window=_UNSET, min_last=_UNSET,
+                     do_normalize=_UNSET, normalize_scope=_UNSET, frames_dtype=_UNSET,
+                     like: Features | None = None) -> tuple[list[int], ExtractSettings]:
+    """``(layer positions, settings)`` that :func:`extract`'s options mean for ``model``.
+
+    Options left out take their defaults (or, with ``like=``, the settings those features were made
+    with); see :func:`extract` for each.  Engines use this so that they key and compute exactly as
+    :func:`extract` does.
+
+    Raises
+    ------
+    OptionError
+        An option m2v_lab cannot use.
+    """
+    options = {"pool": "mean", "window": None, "min_last": 1.0, "do_normalize": None, "normalize_scope": "track",
+               "frames_dtype": "float32", "layers": None}
+    if like is not None:
+        if not isinstance(like, Features):
+            raise OptionError(f"like= takes Features (what extract() returned); got {type(like).__name__}.")
+        options.update(like.settings.options(), layers=list(like.layer_names))
+    given = dict(pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
+                 normalize_scope=normalize_scope, frames_dtype=frames_dtype, layers=layers)
+    options.update({k: v for k, v in given.items() if v is not _UNSET})
+    if options["pool"] is not None and options["frames_dtype"] != "float32" and frames_dtype is _UNSET:
+        options["frames_dtype"] = "float32"  # like= features kept as float16 frames, pooled now
+    positions = resolve_layers(model.layer_names, options.pop("layers"))
+    return positions, ExtractSettings.for_model(model, **options)
+
+
+@dataclass
+class StoreReport:
+    """What one :func:`store_clips` / :func:`store_decoded` call did.
+
+    Attributes
+    ----------
+    stored : list of int
+        Positions (in the clips given) of the clips computed and written to the cache.
+    hits : int
+        Clips whose whole entry was already in the cache (nothing computed).
+    failed : dict of str to str
+        ``clip_id -> reason`` of the clips that could not be extracted.
+    seconds : float
+        Seconds of audio read (computed clips and failed ones' parts; hits count their audio too).
+    """
+
+    stored: list[int]
+    hits: int
+    failed: dict[str, str]
+    seconds: float
+
+
+def _store_run(model, sources, settings, positions, cache, batch_size, fingerprint, *, progress=False,
+               decode_workers=0) -> _Extractor:
+    if not isinstance(cache, FeatureCache):
+        raise OptionError(f"cache is a {type(cache).__name__}; pass a FeatureCache.")
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise OptionError(f"batch_size={batch_size!r} must be an integer >= 1.")
+    return _Extractor(model, fingerprint or model.fingerprint, sources, settings, positions=list(positions),
+                      batch_size=int(batch_size), cache=cache, on_error="collect", progress=progress,
+                      decode_workers=int(decode_workers), isolate=True, store_only=True)
+
+
+def store_clips(model: LoadedModel, clips, *, settings: ExtractSettings, positions, cache: FeatureCache,
+                batch_size: int = 8, decode_workers: int = 0, progress: bool = False,
+                fingerprint: str | None = None) -> StoreReport:
+    """Compute the cache entries of ``clips`` that ``cache`` lacks, clip by clip, keeping nothing in memory.
+
+    The command line's engines are built on this and on :func:`store_decoded`: the same lookup, windows,
+    pooling, key and writer as :func:`extract`, except that **a batch never mixes clips** — a clip's
+    windows are batched with each other only (a 3-window clip with ``batch_size=2`` runs as 2 + 1).
+    Batch composition changes float rounding (~1e-6), so this is what makes an entry the same bytes
+    whichever engine, worker or resumed run computed it, for the same device, precision, ``batch_size``
+    and (on the CPU) torch thread count.  :func:`extract` reads these entries like its own.
+
+    Parameters
+    ----------
+    model : LoadedModel
+    clips
+        Anything :func:`extract` takes (paths, a DataFrame with a ``path`` column, AudioSources …).
+    settings, positions
+        From :func:`resolve_settings` for ``model``.
+    cache : FeatureCache
+        Where entries go; a write that fails stops the run (:class:`~m2v_lab.errors.CacheError`).
+    batch_size, decode_workers, progress
+        As in :func:`extract`.
+    fingerprint : str, optional
+        ``model.fingerprint``, when the caller has it already.
+
+    Returns
+    -------
+    StoreReport
+    """
+    sources = audio.as_sources(clips)
+    run = _store_run(model, sources, settings, positions, cache, batch_size, fingerprint, progress=progress,
+                     decode_workers=decode_workers)
+    run()
+    return StoreReport(stored=sorted(run.stored), hits=run.hits, failed=dict(run.failed), seconds=run.seconds_done)
+
+
+def store_decoded(model: LoadedModel, items, *, settings: ExtractSettings, positions, cache: FeatureCache,
+                  batch_size: int = 8, fingerprint: str | None = None) -> StoreReport:
+    """:func:`store_clips` for clips decoded elsewhere (e.g. by CPU workers of a cluster).
+
+    Parameters
+    ----------
+    items : sequence of (AudioSource, key, events)
+        Each clip, its cache key (:func:`clip_key`) and its events as :func:`decode_clip` returns them:
+        ``(start, wave)`` per window, then a :class:`~m2v_lab.audio.WindowsDone` or the
+        :class:`~m2v_lab.errors.AudioError` decoding raised.  The files are not read again.
+
+    Returns
+    -------
+    StoreReport
+        ``stored`` holds positions in ``items``.
+    """
+    items = list(items)
+    run = _store_run(model, [it[0] for it in items], settings, positions, cache, batch_size, fingerprint)
+    todo, streams = [], []
+    try:
+        for index, (source, key, events) in enumerate(items):
+            clip = _Clip(index=index, source=source, key=key, needed=list(run.positions))
+            if run.cached(clip):  # written meanwhile by another worker or run
+                continue
+            todo.append(clip)
+            streams.append(events)
+        run.consume(todo, ((pos, event) for pos, events in enumerate(streams) for event in events))
+    finally:
+        run.bar.close()
+    return StoreReport(stored=sorted(run.stored), hits=run.hits, failed=dict(run.failed), seconds=run.seconds_done)
+
+
+def decode_clip(source: audio.AudioSource, settings: ExtractSettings, min_samples: int) -> list:
+    """One clip's events for :func:`store_decoded`: its windows as :func:`extract` cuts and normalises
+    them (``(start, wave)`` each), then a :class:`~m2v_lab.audio.WindowsDone`, or the
+    :class:`~m2v_lab.errors.AudioError` that reading it raised in their place (windows made before it
+    are dropped)."""
+    events = [event for _, event in audio.prefetch_windows([source], workers=0,
+                                                           **window_options(settings, min_samples))]
+    if isinstance(events[-1], AudioError):
+        return events[-1:]
+    return events
 
 
 def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, window=_UNSET, min_last=_UNSET,
@@ -382,9 +586,11 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
         decoding competes with the model for the same cores (measured no faster on 2 cores) and a
         decoding thread's memory arena grows peak memory with track length (+22 MB per 10 minutes
         with the tiny model, none in series).
-    cache_dir : path, bool or None
+    cache_dir : path, URI, bool or None
         Disk cache (see :mod:`m2v_lab.cache`): True for the default folder, None to use
-        ``$M2V_LAB_CACHE`` when set, False for none.
+        ``$M2V_LAB_CACHE`` when set, False for none; a ``pyarrow.fs`` URI (``s3://bucket/m2v``)
+        reads and writes the same entries in an object store (e.g. one a cluster filled with
+        ``m2v-lab extract --engine ray``).
     on_error : {"collect", "raise"}
         Collect per-clip failures in ``feats.failed`` (with one :class:`ExtractWarning`) and go
         on, or raise the first.  Running out of device memory always raises.
@@ -417,22 +623,12 @@ def extract(model: LoadedModel | str, clips, *, pool=_UNSET, layers=_UNSET, wind
             raise OptionError(f"{option}={value!r} must be an integer >= {least}.")
     if not isinstance(progress, (bool, np.bool_)):
         raise OptionError(f"progress={progress!r}: use True or False.")
-    options = {"pool": "mean", "window": None, "min_last": 1.0, "do_normalize": None, "normalize_scope": "track",
-               "frames_dtype": "float32", "layers": None}
-    if like is not None:
-        if not isinstance(like, Features):
-            raise OptionError(f"like= takes Features (what extract() returned); got {type(like).__name__}.")
-        options.update(like.settings.options(), layers=list(like.layer_names))
-    given = dict(pool=pool, window=window, min_last=min_last, do_normalize=do_normalize,
-                 normalize_scope=normalize_scope, frames_dtype=frames_dtype, layers=layers)
-    options.update({k: v for k, v in given.items() if v is not _UNSET})
-    if options["pool"] is not None and options["frames_dtype"] != "float32" and frames_dtype is _UNSET:
-        options["frames_dtype"] = "float32"  # like= features kept as float16 frames, pooled now
-    positions = resolve_layers(model.layer_names, options.pop("layers"))
-    settings = ExtractSettings.for_model(model, **options)
+    positions, settings = resolve_settings(model, pool=pool, layers=layers, window=window, min_last=min_last,
+                                           do_normalize=do_normalize, normalize_scope=normalize_scope,
+                                           frames_dtype=frames_dtype, like=like)
     sources = audio.as_sources(clips)
     root = resolve_cache_dir(cache_dir)
-    cache = FeatureCache(root) if root is not None else None
+    cache = open_cache(root) if root is not None else None
     fingerprint = model.fingerprint  # once per call: every cache key of this run uses it
     run = _Extractor(model, fingerprint, sources, settings, positions=positions, batch_size=int(batch_size),
                      cache=cache, on_error=on_error, progress=bool(progress), decode_workers=int(decode_workers))
