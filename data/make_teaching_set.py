@@ -1,20 +1,31 @@
 """Render the m2v_lab teaching set: short labelled clips synthesised from MIDI.
 
-Four subsets, each a balanced design (see ``data/README.md`` for the tables):
+Four subsets, each a balanced design (see ``data/README.md`` for the tables).  The
+``group`` column is what grouped cross-validation keeps in one fold; every group
+is chosen so that each task of the notebooks and of ``teaching_probes`` keeps
+every class in every training fold of ``StratifiedGroupKFold(5, shuffle=True,
+random_state=0)`` (checked by ``tests/test_teaching_set.py``):
 
 ``notes``
-    Isolated notes, NSynth-like: 8 General MIDI families x 2 programs x 12 pitch
-    classes; each family covers every MIDI pitch 48-71 (C3-B4) exactly once and
-    three velocities (40, 80, 120) rotate through the grid.
+    Isolated notes, NSynth-like: 8 General MIDI families x 4 programs x 12 pitch
+    classes, one note held 1.0 s, then its release; each family plays every MIDI pitch
+    48-71 (C3-B4) twice and three velocities (40, 80, 120) rotate through the grid.
+    group = the instrument: a held-out instrument's family keeps three others in
+    training, and every instrument plays every pitch class and both octaves.
 ``chords``
-    Block chords: 12 roots x 5 qualities (maj, min, dim, aug, dom7) x 2 of 4
-    instruments, root position over a doubled bass root.
+    Block chords: 5 qualities (maj, min, dim, aug, dom7) x all 12 roots x 3 of 4
+    instruments, held 1.0 s, root position over a doubled bass root.  group = the root: a
+    held-out root takes all its qualities and instruments along, so no quality is
+    ever held out entirely and a probe must recognise qualities on unseen roots.
 ``rhythm``
     GM percussion loops: 6 drum patterns x 4 tempi (80-140 BPM) x 3 drum kits.
+    group = the loop (pattern + kit) at every tempo: every tempo is in every
+    group, and each pattern has one group per kit.
 ``music``
     Openings of pieces from the music21 corpus (Bach chorales and others),
     18 major and 18 minor pieces, each rendered twice with different
     instruments and transpositions so that every (mode, tonic) cell holds 3 clips.
+    group = the source piece.
 
 Every clip is a :class:`pretty_midi.PrettyMIDI` object rendered with the
 General MIDI SoundFont shipped with pretty_midi (TimGM6mb.sf2) by
@@ -71,19 +82,26 @@ LABEL_COLUMNS = (
 )
 
 # --- notes -------------------------------------------------------------------
-NOTE_PROGRAMS = (  # two GM programs from each of 8 families
-    0, 4,     # Piano
-    11, 12,   # Chromatic Percussion
-    20, 21,   # Organ (reed organ, accordion: no 16-foot sub-octave, unlike drawbar organs)
-    24, 26,   # Guitar
-    32, 33,   # Bass
-    40, 42,   # Strings
-    56, 60,   # Brass
-    65, 71,   # Reed
+# GM programs of music2vec-mini's evaluation notes (m2v_lab.pretrain.synth): the notes
+# below avoid them, so the teaching set never shows a probe those exact timbres.
+EVALUATION_PROGRAMS = {
+    "validation": (1, 4, 13, 21, 25, 32, 41, 48, 57, 65, 71, 80),
+    "test": (0, 6, 11, 19, 24, 33, 40, 42, 56, 60, 68, 73),
+}
+PROGRAMS_PER_FAMILY = 4
+NOTE_PROGRAMS = (  # four GM programs from each of 8 families, in family order
+    2, 3, 5, 7,      # Piano: the only four that are not evaluation programs
+    8, 10, 12, 15,   # Chromatic Percussion (tubular bells, glockenspiel: pitch too ambiguous)
+    20, 21, 22, 23,  # Organ: 21 is a validation program, reused (16-19 sound a 16-foot sub-octave)
+    26, 27, 28, 29,  # Guitar
+    34, 35, 36, 38,  # Bass
+    43, 44, 45, 46,  # Strings (timpani left out)
+    58, 59, 61, 62,  # Brass
+    66, 67, 69, 70,  # Reed
 )
 NOTE_VELOCITIES = (40, 80, 120)
 NOTE_LOWEST = 48  # C3; the grid spans C3-B4
-NOTE_HOLD_SECONDS = 2.0
+NOTE_HOLD_SECONDS = 1.0  # then the program's own release; 3 s keeps the tail
 
 # --- chords ------------------------------------------------------------------
 CHORD_QUALITIES = {
@@ -94,9 +112,10 @@ CHORD_QUALITIES = {
     "dom7": (0, 4, 7, 10),
 }
 CHORD_PROGRAMS = (0, 24, 48, 16)  # piano, nylon guitar, string ensemble, drawbar organ
+CHORD_INSTRUMENTS_PER_CHORD = 3  # of CHORD_PROGRAMS, rotating with root and quality
 CHORD_ROOT_LOWEST = 48
 CHORD_VELOCITY = 90
-CHORD_HOLD_SECONDS = 2.0
+CHORD_HOLD_SECONDS = 1.0
 
 # --- rhythm ------------------------------------------------------------------
 TEMPI = (80, 100, 120, 140)
@@ -215,18 +234,20 @@ def single_track(program: int, notes, *, is_drum: bool = False) -> pretty_midi.P
 # --- planning ----------------------------------------------------------------
 
 def plan_notes(seed: int) -> list[Clip]:
-    """16 programs x 12 pitch classes; octave and velocity rotate (see module doc).
+    """32 programs x 12 pitch classes; octave and velocity rotate (see module doc).
 
-    The first program of each family plays even pitch classes in octave 3 and odd
-    ones in octave 4, the second the reverse, so each family x MIDI pitch cell
-    holds one clip.  group = the instrument: a grouped split never shows a probe
-    the held-out instrument, which is what NSynth's instrument-level split does.
+    The first and third program of each family play even pitch classes in octave 3
+    and odd ones in octave 4, the second and fourth the reverse, so each family x
+    MIDI pitch cell holds two clips and each program plays both octaves six times.
+    group = the instrument: a grouped split never shows a probe the held-out
+    instrument, which is what NSynth's instrument-level split does, and its family
+    keeps PROGRAMS_PER_FAMILY - 1 instruments in training.
     """
     del seed  # the grid is fixed; nothing random in isolated notes
     clips = []
     for i, program in enumerate(NOTE_PROGRAMS):
         for pc in range(12):
-            octave_offset = (pc + i) % 2  # i % 2 = position in its family
+            octave_offset = (pc + i % PROGRAMS_PER_FAMILY) % 2
             midi_pitch = NOTE_LOWEST + 12 * octave_offset + pc
             velocity = NOTE_VELOCITIES[(pc + i) % 3]
             labels = program_labels(program)
@@ -244,22 +265,31 @@ def plan_notes(seed: int) -> list[Clip]:
 
 
 def plan_chords(seed: int) -> list[Clip]:
-    """12 roots x 5 qualities, each on 2 of 4 instruments; group = the chord (root + quality)."""
+    """5 qualities x 12 roots, each on 3 of 4 instruments; group = the root.
+
+    Chord (quality q, root r) leaves out instrument (r + q + 3) mod 4 of CHORD_PROGRAMS
+    (C maj: the organ) and keeps the others in CHORD_PROGRAMS order, so every quality
+    meets every instrument on 9 roots.  Grouping by root keeps all renders of one
+    chord together (no near-copy straddles folds) and every quality in every group.
+    """
     del seed
     clips = []
+    n_programs = len(CHORD_PROGRAMS)
+    if CHORD_INSTRUMENTS_PER_CHORD != n_programs - 1:  # the rotation below leaves out exactly one
+        raise ValueError("CHORD_INSTRUMENTS_PER_CHORD must be len(CHORD_PROGRAMS) - 1")
     for q, (quality, intervals) in enumerate(CHORD_QUALITIES.items()):
         for root in range(12):
             base = CHORD_ROOT_LOWEST + root
             pitches = [base - 12] + [base + k for k in intervals]
-            for slot in (0, 2):
-                program = CHORD_PROGRAMS[(root + q + slot) % len(CHORD_PROGRAMS)]
+            left_out = (root + q + 3) % n_programs
+            for program in (prog for k, prog in enumerate(CHORD_PROGRAMS) if k != left_out):
                 labels = program_labels(program)
                 labels.update(chord_root=PITCH_CLASSES[root], chord_quality=quality)
                 root_slug = PITCH_CLASSES[root].replace("#", "s")
                 clips.append(Clip(
                     clip_id=f"chords/{root_slug}{quality}_{slug(labels['instrument'])}",
                     subset="chords",
-                    group=f"chords/{root_slug}{quality}",
+                    group=f"chords/root_{root_slug}",
                     labels=labels,
                     midi=single_track(program, [(p, CHORD_VELOCITY, 0.0, CHORD_HOLD_SECONDS)
                                                 for p in pitches]),
@@ -543,9 +573,12 @@ def render_clip(clip: Clip, *, sample_rate: int = SAMPLE_RATE, soundfont: Path =
     return finish(audio, gain, sample_rate)
 
 
+FLAC_COMPRESSION = 1.0  # libsndfile's strongest FLAC level (8): lossless, about 2 % smaller than its default
+
+
 def write_flac(path: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, samples, sample_rate, format="FLAC", subtype="PCM_16")
+    sf.write(path, samples, sample_rate, format="FLAC", subtype="PCM_16", compression_level=FLAC_COMPRESSION)
 
 
 def labels_frame(clips: list[Clip]) -> pd.DataFrame:

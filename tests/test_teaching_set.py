@@ -37,7 +37,10 @@ def committed():
 
 def f0_midi(x: np.ndarray, sr: int, *, n_harmonics: int = 4) -> float:
     """Fundamental of a steady note as a (fractional) MIDI number: harmonic product spectrum
-    over 0.1-1.1 s, 8x zero-padded, searched from 50 Hz. Independent of the synthesiser."""
+    over 0.1-1.1 s, 8x zero-padded, searched from 50 Hz. Independent of the synthesiser.
+
+    HPS's known octave-low error is corrected: an estimate with (almost) no energy of its own,
+    30 dB or more below its octave, moves up to that octave (near-sine tones like the celesta)."""
     seg = x[int(0.1 * sr):int(1.1 * sr)]
     n = 8 * len(seg)
     log_mag = np.log(np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n)) + 1e-9)
@@ -45,8 +48,15 @@ def f0_midi(x: np.ndarray, sr: int, *, n_harmonics: int = 4) -> float:
     usable = len(log_mag) // n_harmonics
     product = sum(log_mag[::k][:usable] for k in range(1, n_harmonics + 1))
     low = np.searchsorted(freqs, 50.0)
-    peak = low + int(np.argmax(product[low:usable]))
-    return 69.0 + 12.0 * np.log2(freqs[peak] / 440.0)
+    f0 = freqs[low + int(np.argmax(product[low:usable]))]
+
+    def level(f):  # strongest bin within a quarter tone (natural-log magnitude)
+        band = (freqs > f * 2 ** (-1 / 24)) & (freqs < f * 2 ** (1 / 24))
+        return log_mag[band].max()
+
+    while 2 * f0 < freqs[-1] / n_harmonics and level(f0) < level(2 * f0) - np.log(10 ** (30 / 20)):
+        f0 *= 2
+    return 69.0 + 12.0 * np.log2(f0 / 440.0)
 
 
 def test_f0_estimator_finds_a_synthetic_harmonic_tone():
@@ -55,6 +65,8 @@ def test_f0_estimator_finds_a_synthetic_harmonic_tone():
     f = 440.0 * 2 ** ((50 - 69) / 12)
     x = sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, 6))
     assert round(f0_midi(x, sr)) == 50
+    sine = np.sin(2 * np.pi * 2 * f * t) + 1e-3 * np.sin(2 * np.pi * 8 * f * t)  # no harmonics to vote
+    assert round(f0_midi(sine, sr)) == 62
 
 
 def test_rendered_notes_sound_at_their_labelled_pitch(script):
@@ -68,9 +80,9 @@ def test_rendered_notes_sound_at_their_labelled_pitch(script):
         estimates.append(round(f0_midi(x, script.SAMPLE_RATE)))
     labels = np.array([c.labels["midi_pitch"] for c in clips])
     errors = np.array(estimates) - labels
-    # Weak fundamentals (low brass) fool spectral estimators by an octave: allow that, never more.
+    # Weak fundamentals fool spectral estimators by an octave: allow that, never more.
     assert set(errors) <= {-12, 0, 12}, dict(zip([c.clip_id for c in clips], errors))
-    assert np.mean(errors == 0) >= 0.8
+    assert np.mean(errors == 0) >= 0.9
 
 
 def test_committed_notes_match_their_pitch_labels(committed):
@@ -78,7 +90,7 @@ def test_committed_notes_match_their_pitch_labels(committed):
     estimates = np.array([round(f0_midi(sf.read(DATA / p)[0], 24000)) for p in notes["path"]])
     errors = estimates - notes["midi_pitch"].to_numpy()
     assert set(errors) <= {-12, 0, 12}
-    assert np.mean(errors == 0) >= 0.95  # the misses are octave errors on low trumpet notes
+    assert np.mean(errors == 0) >= 0.95  # the misses are octave-high readings of the reed organ's low notes
 
 
 def test_velocity_is_audible_in_committed_notes(committed):
@@ -144,10 +156,10 @@ def test_opening_of_a_corpus_chorale_becomes_a_three_second_midi_excerpt(script)
 # --- the committed set -------------------------------------------------------
 
 def test_committed_set_has_the_documented_size_and_format(committed):
-    assert committed["subset"].value_counts().to_dict() == {"notes": 192, "chords": 120, "rhythm": 72, "music": 72}
+    assert committed["subset"].value_counts().to_dict() == {"notes": 384, "chords": 180, "rhythm": 72, "music": 72}
     assert committed["clip_id"].is_unique
     sizes = [(DATA / p).stat().st_size for p in committed["path"]]
-    assert sum(sizes) < 27e6  # issue: under 30 MB, with margin
+    assert sum(sizes) < 28.5e6  # issue: under 30 MB, with margin
     for p in committed["path"][::25]:
         info = sf.info(DATA / p)
         assert (info.samplerate, info.channels, info.frames, info.format) == (24000, 1, 72000, "FLAC")
@@ -165,22 +177,27 @@ def test_committed_labels_match_what_the_script_plans(script, committed):
 def test_notes_are_balanced_as_documented(committed):
     notes = committed[committed["subset"] == "notes"]
     assert notes["instrument_family"].nunique() == 8
+    assert (notes.groupby("instrument_family")["gm_program"].nunique() == 4).all()
     cells = notes.groupby(["instrument_family", "midi_pitch"]).size()
-    assert len(cells) == 8 * 24 and (cells == 1).all()  # every family plays every pitch C3-B4 once
+    assert len(cells) == 8 * 24 and (cells == 2).all()  # every family plays every pitch C3-B4 twice
     assert (notes.groupby("instrument").size() == 12).all()
     assert (notes.groupby(["instrument", "pitch_class"]).size() == 1).all()
-    assert (notes["velocity"].value_counts() == 64).all()
-    assert (notes.groupby(["instrument_family", "velocity"]).size() == 8).all()
+    assert (notes.groupby(["instrument", "octave"]).size() == 6).all()
+    assert (notes["velocity"].value_counts() == 128).all()
+    assert (notes.groupby(["instrument_family", "velocity"]).size() == 16).all()
     assert (notes["group"] == "notes/" + notes["instrument"].str.lower().str.replace(r"[^a-z0-9]+", "_",
                                                                                        regex=True).str.strip("_")).all()
 
 
 def test_chords_rhythm_and_music_are_balanced_as_documented(committed):
     chords = committed[committed["subset"] == "chords"]
-    assert (chords.groupby(["chord_root", "chord_quality"]).size() == 2).all()
-    assert (chords.groupby(["chord_quality", "instrument"]).size() == 6).all()
+    cells = chords.groupby(["chord_root", "chord_quality"])
+    assert len(cells) == 12 * 5 and (cells.size() == 3).all() and (cells["instrument"].nunique() == 3).all()
+    assert (chords.groupby(["chord_quality", "instrument"]).size() == 9).all()
     assert set(chords["chord_quality"]) == {"maj", "min", "dim", "aug", "dom7"}
-    assert (chords.groupby("group")["chord_root"].nunique() == 1).all()
+    per_group = chords.groupby("group")
+    assert len(per_group) == 12 and (per_group["chord_root"].nunique() == 1).all()  # group = the root
+    assert (per_group["chord_quality"].nunique() == 5).all()
 
     rhythm = committed[committed["subset"] == "rhythm"]
     assert (rhythm.groupby(["drum_pattern", "tempo_bpm", "drum_kit"]).size() == 1).all()
@@ -201,6 +218,66 @@ def test_chords_rhythm_and_music_are_balanced_as_documented(committed):
 
 def test_groups_never_span_subsets(committed):
     assert (committed.groupby("group")["subset"].nunique() == 1).all()
+
+
+def test_notes_avoid_the_music2vec_mini_evaluation_programs(script, committed):
+    from m2v_lab.pretrain import synth
+
+    assert script.EVALUATION_PROGRAMS == {"validation": synth.VALIDATION_PROGRAMS, "test": synth.TEST_PROGRAMS}
+    evaluation = set(synth.VALIDATION_PROGRAMS) | set(synth.TEST_PROGRAMS)
+    notes = committed[committed["subset"] == "notes"]
+    # The one documented reuse (data/README.md): Organ has only three other programs without a 16-foot sub-octave.
+    assert set(notes["gm_program"]) & evaluation == {21}
+    assert sorted(set(notes["gm_program"])) == sorted(script.NOTE_PROGRAMS)
+
+
+# Every (subset, label) task the notebooks and m2v_lab.pretrain.evaluate.teaching_probes probe.
+TASKS = (("notes", "pitch_class"), ("notes", "instrument_family"), ("notes", "octave"),
+         ("chords", "chord_quality"), ("rhythm", "drum_pattern"), ("rhythm", "tempo_bpm"), ("music", "mode"))
+
+
+def test_the_probed_tasks_are_all_checked():
+    from m2v_lab.pretrain.evaluate import _TEACHING_TASKS
+
+    assert set(_TEACHING_TASKS) <= set(TASKS)
+
+
+def _fold_makers(y, groups):
+    """Test fold per clip, as teaching_probes makes them (labels as strings, sklearn's group order)
+    and as probe_layers makes them (m2v_lab.probing.make_folds)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from m2v_lab.probing import make_folds
+
+    as_str = y.astype(str)
+    folds = np.full(len(y), -1)
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(y)), as_str, groups)):
+        folds[test] = k
+    return {"teaching_probes": folds, "probe_layers": make_folds(y, groups=groups, cv=5, seed=0)}
+
+
+@pytest.mark.parametrize("subset,label", TASKS)
+def test_every_task_is_well_posed_under_the_default_grouped_folds(committed, subset, label):
+    part = committed[committed["subset"] == subset]
+    y, groups = part[label].to_numpy(), part["group"].to_numpy()
+    classes = set(y.astype(str))
+    counts = pd.Series(y).value_counts()
+    assert len(classes) >= 2 and counts.max() / len(y) <= 0.5  # chance (the largest class) well below 1
+    for maker, folds in _fold_makers(y, groups).items():
+        assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+        assert (pd.Series(folds).groupby(groups).nunique() == 1).all()  # a group never straddles folds
+        majority = []
+        for k in range(5):
+            train, test = folds != k, folds == k
+            y_train, y_test = y[train].astype(str), y[test].astype(str)
+            missing = set(y_test) - set(y_train)
+            assert not missing, f"{subset}/{label} ({maker}): fold {k} tests {missing} with none in training"
+            # every class is learned from at least two groups (instruments, roots, loops, pieces)
+            per_class = pd.Series(groups[train]).groupby(y_train).nunique()
+            assert per_class.reindex(sorted(classes)).min() >= 2, (maker, k, per_class.to_dict())
+            majority.append(np.mean(y_test == pd.Series(y_train).value_counts().index[0]))
+        assert np.mean(majority) <= 0.6, (maker, majority)  # the majority baseline stays well below 1
 
 
 PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]

@@ -38,9 +38,12 @@ def teaching_set(subset=None, *, root: str | os.PathLike | None = None) -> pd.Da
     Returns
     -------
     DataFrame
-        The clip frame; groups are: notes — the instrument (one GM program),
-        chords — the chord (root + quality), rhythm — the loop (pattern + kit),
-        music — the source piece.  See ``data/README.md`` for labels and counts.
+        The clip frame; groups are: notes — the instrument (one GM program; four per
+        family), chords — the root (all its qualities and instruments), rhythm — the loop
+        (pattern + kit, at every tempo), music — the source piece.  With these groups every
+        class of ``instrument_family``, ``pitch_class``, ``octave``, ``chord_quality``,
+        ``drum_pattern``, ``tempo_bpm`` and ``mode`` is in every training fold of the default
+        grouped folds.  See ``data/README.md`` for labels and counts.
 
     Raises
     ------
