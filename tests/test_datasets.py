@@ -133,14 +133,14 @@ def test_loader_warnings_point_at_the_callers_line(clips, mtt):
 
 def test_teaching_set_filters_subsets_and_drops_their_empty_label_columns():
     notes = datasets.teaching_set("notes")
-    assert len(notes) == 192 and set(notes["subset"]) == {"notes"}
+    assert len(notes) == 384 and set(notes["subset"]) == {"notes"}
     assert datasets.label_columns(notes) == ["instrument", "gm_program", "instrument_family", "midi_pitch",
                                             "pitch_class", "octave", "velocity"]
     assert notes["midi_pitch"].dtype == "Int64"
     both = datasets.teaching_set(["rhythm", "music"])
     assert set(both["subset"]) == {"rhythm", "music"} and "chord_root" not in both
     everything = datasets.teaching_set()
-    assert len(everything) >= 400 and everything["chord_root"].isna().sum() == 456 - 120
+    assert len(everything) >= 400 and everything["chord_root"].isna().sum() == 708 - 180
     assert tuple(everything["subset"].unique()) == datasets.TEACHING_SUBSETS
 
 

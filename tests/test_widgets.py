@@ -173,7 +173,8 @@ def test_clip_browser_filters_by_labels_and_selects(feats, frames, clips):
     browser.filters["instrument"].value = "Acoustic Grand Piano"  # the selection still matches: kept, not redrawn
     assert browser.selected_clip == chords[0] and browser.renders["clip"] == renders
     assert browser.visible_clips == [c for c in chords if "piano" in c]
-    browser.filters["subset"].value = "notes"  # piano notes: the chord is filtered out
+    browser.filters["instrument"].value = "(all)"
+    browser.filters["subset"].value = "notes"  # the chord is filtered out
     assert browser.selected_clip == browser.visible_clips[0] and browser.selected_clip.startswith("notes/")
     browser.filters["instrument"].value = "Drawbar Organ"  # no organ among these notes
     assert browser.visible_clips == [] and browser.selected_clip is None
@@ -327,7 +328,7 @@ def test_layer_by_layer_runs_merge_into_the_single_call_result(feats, clips):
 
 
 def test_probe_errors_show_in_the_view_and_the_button_comes_back(feats, clips):
-    view = ProbeExplorer(feats, clips, label="chord_root", cv=3)  # 2 clips per chord root: too few for 3 folds
+    view = ProbeExplorer(feats, clips, label="midi_pitch", cv=3)  # 1 clip per pitch: too few for 3 folds
     view.run()
     assert view.last_error is not None and error_shown(view)
     assert view.progress.bar_style == "danger" and "failed" in view.status.value
