@@ -38,8 +38,8 @@ What happens:
   resampled, cut into the model's windows and run through the model; each entry is written
   atomically as soon as its clip is done.  A clip that cannot be read or run is recorded with its
   reason and the run goes on; the summary at the end lists the failures.  Windows of one clip only
-  share a batch, so an entry holds the same bytes whichever engine, worker or rerun computed it
-  (same device, precision, --batch-size and, on the CPU, --threads).
+  share a batch (unless --mix-clips), so an entry holds the same bytes whichever engine, worker or
+  rerun computed it (same device, precision, --batch-size and, on the CPU, --threads).
 
   A notebook reads these entries as cache hits:
     m2v.extract(m2v.load_model(NAME, device=..., dtype=...), clips, cache_dir=DIR)
@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "when the cluster has GPUs")
     ex.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                     help="model precision, half precision on GPUs only (default float32)")
+    ex.add_argument("--mix-clips", action="store_true",
+                    help="let equal-length windows of different clips share a batch (faster for many short clips on "
+                         "a GPU; entries then agree across engines and reruns only to float rounding, ~1e-6)")
     ex.add_argument("--threads", type=_positive_int, metavar="N",
                     help="torch CPU threads (default: torch's own locally, --actor-cpus under Ray)")
     ex.add_argument("--cache-dir", metavar="DIR|URI",
@@ -263,7 +266,8 @@ def _job(args):
                       dtype=None if args.dtype == "float32" else args.dtype, trust_remote_code=args.trust_remote_code,
                       pool=None if args.pool == "none" else args.pool, layers=args.layers, window=args.window,
                       min_last=args.min_last, frames_dtype=args.frames_dtype, batch_size=args.batch_size,
-                      cache_dir=args.cache_dir, threads=args.threads, progress=not args.no_progress)
+                      cache_dir=args.cache_dir, threads=args.threads, mix_clips=args.mix_clips,
+                      progress=not args.no_progress)
 
 
 def _report(summary, args) -> int:
@@ -326,8 +330,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     except _ray_errors() as exc:
-        print(f"m2v-lab {args.command}: stopped: Ray failed: {type(exc).__name__}: {exc}".splitlines()[0],
-              file=sys.stderr)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip().strip("^")]
+        cause = f" … {lines[-1]}" if len(lines) > 1 else ""  # Ray's message ends with the worker's exception
+        print(f"m2v-lab {args.command}: stopped: Ray failed: {type(exc).__name__}: {lines[0] if lines else ''}{cause}"
+              "\nEntries written so far are kept; rerun to resume.", file=sys.stderr)
         return EXIT_STOPPED
 
 

@@ -450,19 +450,19 @@ class StoreReport:
 
 
 def _store_run(model, sources, settings, positions, cache, batch_size, fingerprint, *, progress=False,
-               decode_workers=0) -> _Extractor:
+               decode_workers=0, mix_clips=False) -> _Extractor:
     if not isinstance(cache, FeatureCache):
         raise OptionError(f"cache is a {type(cache).__name__}; pass a FeatureCache.")
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise OptionError(f"batch_size={batch_size!r} must be an integer >= 1.")
     return _Extractor(model, fingerprint or model.fingerprint, sources, settings, positions=list(positions),
                       batch_size=int(batch_size), cache=cache, on_error="collect", progress=progress,
-                      decode_workers=int(decode_workers), isolate=True, store_only=True)
+                      decode_workers=int(decode_workers), isolate=not mix_clips, store_only=True)
 
 
 def store_clips(model: LoadedModel, clips, *, settings: ExtractSettings, positions, cache: FeatureCache,
                 batch_size: int = 8, decode_workers: int = 0, progress: bool = False,
-                fingerprint: str | None = None) -> StoreReport:
+                fingerprint: str | None = None, mix_clips: bool = False) -> StoreReport:
     """Compute the cache entries of ``clips`` that ``cache`` lacks, clip by clip, keeping nothing in memory.
 
     The command line's engines are built on this and on :func:`store_decoded`: the same lookup, windows,
@@ -485,6 +485,10 @@ def store_clips(model: LoadedModel, clips, *, settings: ExtractSettings, positio
         As in :func:`extract`.
     fingerprint : str, optional
         ``model.fingerprint``, when the caller has it already.
+    mix_clips : bool
+        Let equal-length windows of different clips share a batch, as :func:`extract` does: faster for
+        many short clips on a GPU, but an entry's float rounding (~1e-6) then depends on which clips ran
+        together, so engines and reruns agree only to rounding.
 
     Returns
     -------
@@ -492,13 +496,13 @@ def store_clips(model: LoadedModel, clips, *, settings: ExtractSettings, positio
     """
     sources = audio.as_sources(clips)
     run = _store_run(model, sources, settings, positions, cache, batch_size, fingerprint, progress=progress,
-                     decode_workers=decode_workers)
+                     decode_workers=decode_workers, mix_clips=mix_clips)
     run()
     return StoreReport(stored=sorted(run.stored), hits=run.hits, failed=dict(run.failed), seconds=run.seconds_done)
 
 
 def store_decoded(model: LoadedModel, items, *, settings: ExtractSettings, positions, cache: FeatureCache,
-                  batch_size: int = 8, fingerprint: str | None = None) -> StoreReport:
+                  batch_size: int = 8, fingerprint: str | None = None, mix_clips: bool = False) -> StoreReport:
     """:func:`store_clips` for clips decoded elsewhere (e.g. by CPU workers of a cluster).
 
     Parameters
@@ -508,13 +512,17 @@ def store_decoded(model: LoadedModel, items, *, settings: ExtractSettings, posit
         ``(start, wave)`` per window, then a :class:`~m2v_lab.audio.WindowsDone` or the
         :class:`~m2v_lab.errors.AudioError` decoding raised.  The files are not read again.
 
+    mix_clips : bool
+        As in :func:`store_clips` (windows of the clips of this call may share a batch).
+
     Returns
     -------
     StoreReport
         ``stored`` holds positions in ``items``.
     """
     items = list(items)
-    run = _store_run(model, [it[0] for it in items], settings, positions, cache, batch_size, fingerprint)
+    run = _store_run(model, [it[0] for it in items], settings, positions, cache, batch_size, fingerprint,
+                     mix_clips=mix_clips)
     todo, streams = [], []
     try:
         for index, (source, key, events) in enumerate(items):

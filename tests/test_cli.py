@@ -253,3 +253,26 @@ def test_a_killed_run_resumes_computing_only_what_is_missing(write_audio, tmp_pa
               ExtractJob(model="tiny-music2vec", cache_dir=str(clean), batch_size=1, threads=1, progress=False))
     assert _files(cache) == _files(clean)
     assert not list(cache.rglob("*.tmp"))
+
+
+def test_mix_clips_batches_windows_of_different_clips_and_agrees_to_rounding(tiny, write_audio, tmp_path, monkeypatch,
+                                                                             capsys):
+    for i in range(3):
+        write_audio(f"m/s{i}.wav", 1.0, seed=i)
+    shapes = []
+    original = type(tiny).layer_states
+
+    def spy(self, x):
+        shapes.append(tuple(np.shape(x)))
+        return original(self, x)
+
+    monkeypatch.setattr(type(tiny), "layer_states", spy)
+    assert main(["extract", str(tmp_path / "m"), *TINY, "--cache-dir", str(tmp_path / "mixed"), "--mix-clips"]) == 0
+    assert shapes == [(3, 16000)]
+    monkeypatch.undo()
+    assert "3 clips: 3 computed" in capsys.readouterr().err
+    paths = sorted((tmp_path / "m").glob("*.wav"))
+    mixed = m2v.extract(tiny, paths, cache_dir=tmp_path / "mixed", progress=False)
+    assert mixed.meta["cache_hits"] == 3
+    alone = m2v.extract(tiny, paths[1], progress=False)
+    np.testing.assert_allclose(mixed.pooled[:, 1], alone.pooled[:, 0], rtol=0, atol=1e-5)

@@ -34,8 +34,11 @@ class ExtractJob:
     threads : int or None
         torch CPU threads (None: torch's default locally, the actor's CPUs under Ray).  On the CPU
         float rounding can depend on it, so bit-identical entries across engines need the same count.
+    mix_clips : bool
+        Let windows of different clips share a batch (see :func:`m2v_lab.extract.store_clips`): faster
+        for many short clips on a GPU; entries then agree across engines and reruns only to rounding.
     progress : bool
-        Show progress bars.
+        Show progress bars (False also silences transformers' weight-loading bar).
     """
 
     model: str
@@ -51,6 +54,7 @@ class ExtractJob:
     batch_size: int = 8
     cache_dir: str | None = None
     threads: int | None = None
+    mix_clips: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -155,7 +159,16 @@ def load_job_model(job: ExtractJob, *, device=None):
     options = job.model_options()
     if device is not None:
         options["device"] = device
-    model = load_model(job.model, **options)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if not job.progress:
+        hf_logging.disable_progress_bar()
+    try:
+        model = load_model(job.model, **options)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     positions, settings = resolve_settings(model, **job.extract_options())
     return model, positions, settings
 

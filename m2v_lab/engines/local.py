@@ -65,7 +65,7 @@ def run_local(sources, job: ExtractJob, *, decode_workers: int | None = None) ->
     if todo:
         report = store_clips(model, todo, settings=settings, positions=positions, cache=cache,
                              batch_size=job.batch_size, decode_workers=decode_workers, progress=job.progress,
-                             fingerprint=fingerprint)
+                             fingerprint=fingerprint, mix_clips=job.mix_clips)
         summary.computed = len(report.stored)
         summary.cached += report.hits  # written meanwhile by another run sharing the cache
         summary.failed.update(report.failed)

@@ -112,7 +112,7 @@ class _ModelActor:
         self.model, self.positions, self.settings = load_job_model(job, device=device)
         torch.set_num_threads(threads)
         self.fingerprint = self.model.fingerprint
-        self.batch_size = job.batch_size
+        self.batch_size, self.mix_clips = job.batch_size, job.mix_clips
         self.cache = _cache(cache)
         got = {"fingerprint": self.fingerprint, "settings": self.settings.key(), "positions": list(self.positions)}
         want = {"fingerprint": expected["fingerprint"], "settings": ExtractSettings(**expected["settings"]).key(),
@@ -147,7 +147,8 @@ class _ModelActor:
         if items:
             try:
                 report = store_decoded(self.model, items, settings=self.settings, positions=self.positions,
-                                       cache=self.cache, batch_size=self.batch_size, fingerprint=self.fingerprint)
+                                       cache=self.cache, batch_size=self.batch_size, fingerprint=self.fingerprint,
+                                       mix_clips=self.mix_clips)
                 stored = set(report.stored)
                 for pos, i in enumerate(where):
                     clip_id = items[pos][0].clip_id
