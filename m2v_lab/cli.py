@@ -243,6 +243,10 @@ def _cache_clear(args) -> int:
 
     target = _cache_arg(args.cache_dir)
     info = cache_info(target)
+    if args.model and not ((info["model"] == args.model[:16]) | (info["model_name"] == args.model)).any():
+        print(f"m2v-lab cache clear: no entries of model {args.model!r} in {info.attrs['root']}; 'm2v-lab cache info' "
+              f"lists the models there: {sorted(set(info['model_name']))}.", file=sys.stderr)
+        return EXIT_USAGE
     scope = f"model {args.model!r}" if args.model else "every model"
     if not args.yes:
         if not sys.stdin.isatty():

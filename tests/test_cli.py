@@ -221,6 +221,8 @@ def test_cache_info_and_clear_commands(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", open(os.devnull))  # not a terminal: --yes is needed
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 2
     assert len(_heads(cache)) == 4
+    assert main(["cache", "clear", "--cache-dir", str(cache), "--model", "no-such-model", "--yes"]) == 2
+    assert "tiny-music2vec" in capsys.readouterr().err and len(_heads(cache)) == 4
     assert main(["cache", "clear", "--cache-dir", str(cache), "--model", "tiny-music2vec", "--yes"]) == 0
     assert "removed 4 entries" in capsys.readouterr().out and _heads(cache) == []
     monkeypatch.setenv("M2V_LAB_CACHE", str(tmp_path / "env"))

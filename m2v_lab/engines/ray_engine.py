@@ -234,6 +234,7 @@ def run_ray(sources, job: ExtractJob, *, address: str | None = None, actors: int
         if source.path is None:
             raise OptionError(f"{source.label}: the Ray engine takes audio files (paths every node can read), "
                               "not in-memory arrays.")
+    started_here = not ray.is_initialized() and not (address or os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True,
                  log_to_driver=True)
@@ -241,6 +242,15 @@ def run_ray(sources, job: ExtractJob, *, address: str | None = None, actors: int
     gpus = (1.0 if device.startswith("cuda") else 0.0) if actor_gpus is None else float(actor_gpus)
     if gpus > 0 and not device.startswith("cuda"):
         raise OptionError(f"--actor-gpus {actor_gpus} with --device {device}: GPUs are for --device cuda.")
+    if gpus > 0 and ray.cluster_resources().get("GPU", 0) < gpus:
+        if started_here:  # a local instance never grows GPUs: waiting for one would hang
+            raise OptionError(f"--device {device} needs {gpus:g} GPU per actor, and this machine's Ray instance has "
+                              f"{ray.cluster_resources().get('GPU', 0):g}; use --device cpu, or join a cluster with "
+                              "GPUs (--ray-address / RAY_ADDRESS).")
+        import warnings
+
+        warnings.warn(f"the Ray cluster reports {ray.cluster_resources().get('GPU', 0):g} GPUs now; the model actors "
+                      "wait until an autoscaler adds some (Ctrl-C to stop).", RuntimeWarning, stacklevel=2)
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus > 0 else 1
     threads = job.threads or max(1, int(actor_cpus))
