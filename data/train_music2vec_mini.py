@@ -282,6 +282,8 @@ def attach_targets(args, train, others, cache: Path) -> dict:
               "mlm+cqt": [("logmel", "logmel", args.k_logmel), ("chroma", "chroma", args.k_chroma)],
               "mlm+data2vec": [("logmel", "logmel", args.k_logmel), ("chroma", "chroma", args.k_chroma)],
               "mlm-chroma": [("chroma", "chroma", args.k_chroma)], "data2vec": []}[args.recipe]
+    if args.codebooks and args.recipe != "data2vec":
+        wanted = [(kind, kind, int(k)) for kind, k in (item.split(":") for item in args.codebooks.split(","))]
     key = corpus_key(train)
     books = []
     for name, kind, k in wanted:
@@ -396,7 +398,7 @@ NOTES_TITLES = {
 def model_card(args, argv, info: dict) -> str:
     h = info["history"]
     pick = np.unique(np.linspace(0, len(h) - 1, min(12, len(h))).round().astype(int))
-    loss_cols = [c for c in ["step", "lr", "loss", "mlm_logmel", "mlm_logmel_acc", "mlm_chroma", "mlm_chroma_acc",
+    loss_cols = [c for c in ["step", "lr", "loss", "mlm_logmel", "mlm_logmel_acc", "mlm_chroma", "mlm_chroma_acc", "mlm_cqt", "mlm_cqt_acc",
                              "cqt", "d2v", "target_position_share", "rep_position_share", "audio_per_second"]
                  if c in h.columns]
     curve = md_table(h.iloc[pick][loss_cols].reset_index(drop=True), "{:.3g}")
@@ -412,6 +414,11 @@ def model_card(args, argv, info: dict) -> str:
                 f"control there {v['control_at_timbre_best']:.2f}, best twin's control {v['control_best_twin']:.2f}).  "
                 f"Aim (octave-held-out pitch class ≥ 0.20): **{'met' if v['aim_met'] else 'not met'}** (best "
                 f"{v['octave_best']:.2f}, best twin {v['octave_best_twin']:.2f}).\n\n{probe_table(rows)}\n")
+    if info.get("cka") is not None:
+        wide = info["cka"].pivot_table(index="layer_name", columns="pair", values="cka", sort=False).reset_index()
+        test_md += ("\n### Debiased linear CKA, same layer, trained vs random twins (additive test notes)\n\n"
+                    "Twin-vs-twin is what any two random networks of this shape share; trained-vs-twin below it is "
+                    f"learned structure.\n\n{md_table(wide.rename(columns={'layer_name': 'layer'}))}\n")
     teach_md = "" if info.get("teaching") is None else f"\n## Teaching-set grouped probes\n\n{probe_table(info['teaching'])}\n"
     sel = info.get("selection")
     sel_md = "" if sel is None or sel.empty else f"\n## Checkpoint selection (validation probes only)\n\n{md_table(sel)}\n"
@@ -492,6 +499,9 @@ def parse_args(argv):
     p.add_argument("--conv-dim", type=int, default=128)
     p.add_argument("--k-logmel", type=int, default=100)
     p.add_argument("--k-chroma", type=int, default=24)
+    p.add_argument("--codebooks", default=None,
+                   help="MLM codebooks as KIND:K,... (kinds: logmel, mfcc, chroma, cqt), replacing the recipe's; "
+                        "e.g. logmel:100,cqt:128 adds pitch-resolved targets (72 CQT semitones from C2)")
     p.add_argument("--kmeans-frames", type=int, default=200_000)
     p.add_argument("--cqt-weight", type=float, default=1.0)
     p.add_argument("--unmasked-weight", type=float, default=0.0, help="MLM: weight of unmasked frames (1 - alpha)")
@@ -588,6 +598,9 @@ def main(argv=None) -> int:
         info["test"].to_csv(run / "test_probes.csv", index=False)
         info["verdict"] = {notes: ev.verdict(rows) for notes, rows in info["test"].groupby("notes")}
         log(f"test verdict: {info['verdict']}")
+        notes = probe_synth.additive_table(seed=ev.SPLIT_SEEDS["test"])
+        info["cka"] = ev.cka_against_twins(loaded, probe_synth.render_additive(notes), n_twins=args.twins)
+        info["cka"].to_csv(run / "cka_against_twins.csv", index=False)
         if args.teaching:
             info["teaching"] = ev.teaching_probes(loaded, n_twins=args.twins, log=log)
             info["teaching"].to_csv(run / "teaching_probes.csv", index=False)
@@ -624,12 +637,16 @@ def main(argv=None) -> int:
         Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                                  return_attention_mask=False).save_pretrained(out)
         result.history.to_csv(out / "loss_curve.csv", index=False)
+        from m2v_lab.models import load_model
+
+        # what caches key on; tests/test_models_bundled.py checks that loading reproduces it
+        info["fingerprint"] = load_model(out, device="cpu").fingerprint
         (out / "README.md").write_text(model_card(args, argv, info))
         (out / "training.json").write_text(json.dumps({
             "recipe": args.recipe, "args": {k: str(v) for k, v in vars(args).items()}, "chosen_step": chosen_step,
             "steps": result.steps_done, "train_seconds": train_seconds, "verdict": info.get("verdict"),
             "codebooks": [{"name": b.name, "kind": b.kind, "k": b.k, "digest": b.digest(), **b.stats} for b in books],
-            "versions": versions(), "hardware": info["hardware"]}, indent=1))
+            "fingerprint": info["fingerprint"], "versions": versions(), "hardware": info["hardware"]}, indent=1))
         log(f"wrote {out}")
     else:
         (run / "README.md").write_text(model_card(args, argv, info))

@@ -88,3 +88,12 @@ def test_probe_suite_on_additive_notes_scores_chroma_octave_invariant(one_torch_
     assert chroma > 0.8
     with pytest.raises(OptionError, match="notes="):
         ev.probe_suite(model, notes="sine", n_twins=0)
+
+
+def test_cka_against_twins_pairs_the_model_with_each_twin_and_the_twins_with_each_other(one_torch_thread):
+    table = synth.additive_table(seed=1, timbres=("saw", "fm_bell", "square"), pitches=(48, 60), seconds=0.6)
+    model = pt.build_model(pt.mini_config(hidden_size=32, num_layers=2, num_heads=2, conv_dim=16), seed=0)
+    cka = ev.cka_against_twins(model, synth.render_additive(table), n_twins=3)
+    assert list(cka["pair"].unique()) == ["trained vs twin 1", "trained vs twin 2", "trained vs twin 3",
+                                          "twin 1 vs twin 2", "twin 1 vs twin 3", "twin 2 vs twin 3"]
+    assert cka.groupby("pair").size().eq(3).all() and cka["cka"].between(-1, 1).all()

@@ -33,7 +33,7 @@ import pandas as pd
 from ..errors import OptionError
 from . import synth
 
-__all__ = ["PROBES", "NOTES", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
+__all__ = ["PROBES", "NOTES", "cka_against_twins", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
            "summarize", "verdict", "SPLIT_SEEDS"]
 
 #: probe name -> (label column, how folds are made)
@@ -190,6 +190,36 @@ def probe_suite(model, *, split: str = "test", notes: str = "soundfont", n_twins
     out["split"] = split
     out["notes"] = "additive" if "fm_index" in table else "soundfont"
     return out
+
+
+def cka_against_twins(model, waves, *, n_twins: int = 3) -> pd.DataFrame:
+    """Debiased linear CKA between each layer of ``model`` and the same layer of ``n_twins`` random twins,
+    and between random twins themselves (the floor of "same architecture, different weights").
+
+    Returns
+    -------
+    DataFrame
+        One row per pair and layer: ``pair`` (``"trained vs twin s"`` or ``"twin s vs twin t"``),
+        ``layer``, ``layer_name``, ``cka``.  Trained-vs-twin values near the twin-vs-twin level mean the
+        layer still computes what any random network of this shape computes; lower values mean learned
+        structure.
+    """
+    from ..models import random_twin
+    from ..similarity import layer_similarity
+
+    loaded = as_loaded(model)
+    names = list(loaded.layer_names)
+    stacks = {"trained": pooled_layers(loaded, waves)}
+    for s in range(1, n_twins + 1):
+        stacks[f"twin {s}"] = pooled_layers(random_twin(loaded, seed=s), waves)
+    pairs = [("trained", f"twin {s}") for s in range(1, n_twins + 1)]
+    pairs += [(f"twin {a}", f"twin {b}") for a in range(1, n_twins + 1) for b in range(a + 1, n_twins + 1)]
+    rows = []
+    for a, b in pairs:
+        diag = np.diag(layer_similarity(stacks[a], stacks[b]).values)
+        rows += [{"pair": f"{a} vs {b}", "layer": i, "layer_name": names[i], "cka": float(v)}
+                 for i, v in enumerate(diag)]
+    return pd.DataFrame(rows)
 
 
 _TEACHING_TASKS = (("notes", "pitch_class"), ("notes", "instrument_family"), ("notes", "octave"),
