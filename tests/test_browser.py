@@ -2,8 +2,9 @@
 
 Runs a copy of notebooks/04_explorer.ipynb in a temporary folder (the committed notebook is never
 touched) on a server of its own, then uses the widgets as a person would: moves the clip browser's
-layer slider and picks another clip, and checks that the kernel answered with a new figure and new
-text, and that no cell and no widget reported an error.  Screenshots of each view go to
+layer slider, picks another clip and clicks a cell of the similarity map, and checks that the kernel
+answered with new figures and new text, that the clip browser fits the page (at 1400 and 1280 px)
+and that no cell and no widget reported an error.  Screenshots of each view go to
 ``$M2V_LAB_SCREENSHOTS`` (default: the test's temporary folder).
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright`` package (its own browser
@@ -70,8 +71,17 @@ def wait_all_executed(page, n_cells: int):
         }""", arg=n_cells, timeout=RUN_ALL_TIMEOUT_MS)
 
 
-def image_src(view) -> str:
-    return view.locator(".m2v-clip-plot img").first.get_attribute("src") or ""
+def image_src(view, area: str = ".m2v-clip-plot") -> str:
+    return view.locator(f"{area} img").first.get_attribute("src") or ""
+
+
+def overflow(view) -> int:
+    """How many pixels of the view's content stick out to its right (0 when everything fits)."""
+    return view.evaluate("""el => {
+        const right = el.getBoundingClientRect().right;
+        const parts = [...el.querySelectorAll('*')].map(e => e.getBoundingClientRect().right);
+        return Math.max(0, Math.ceil(Math.max(...parts) - right), el.scrollWidth - el.clientWidth);
+    }""")
 
 
 def wait_changed(page, read, before, what: str):
@@ -151,8 +161,34 @@ def test_explorer_notebook_runs_and_answers_in_jupyterlab(sync_playwright, lab, 
             assert options[1] in new_info
             wait_changed(page, lambda: image_src(clips), after_layer_image, "the clip figure")
             assert page.locator(".m2v-error:visible").count() == 0
+            # a few filters (the notebook set a hidden one, chord_quality: it shows), slider beside the panel
+            shown = clips.locator(".m2v-clip-filters select").count()
+            assert 2 <= shown <= 5 and clips.locator(".m2v-clip-more").is_visible()
+            assert overflow(clips) == 0 and readout.is_visible()
+
+            # click a cell of the similarity map: its row is layer A, its column layer B
+            similarity = page.locator(".m2v-similarity-explorer").first
+            similarity.scroll_into_view_if_needed()
+            cells = similarity.locator(".m2v-similarity-cell")
+            n_layers = round(cells.count() ** 0.5)
+            assert n_layers ** 2 == cells.count() and n_layers > 2
+            a_readout = similarity.locator(".m2v-layer-readout").first
+            before_map = image_src(similarity, ".m2v-similarity-projections")
+            before_a = a_readout.inner_text()
+            cells.nth((n_layers - 1 - 2) * n_layers + 2).click()  # rows run top-down from the last layer
+            assert wait_changed(page, a_readout.inner_text, before_a, "layer A's readout") == "block 2"
+            wait_changed(page, lambda: image_src(similarity, ".m2v-similarity-projections"), before_map,
+                         "the projections")
+            assert "A block_2 × B block_2" in similarity.locator(".m2v-similarity-caption").inner_text()
+
+            # the probing view names the clips the label is probed over, and why others are not offered
+            probing = page.locator(".m2v-probe-explorer").first
+            assert "notes" in probing.locator(".m2v-probe-scope select").input_value()
+            assert "not offered" in probing.locator(".m2v-probe-note").inner_text()
+            assert page.locator(".m2v-error:visible").count() == 0
             interacted_at = time.monotonic()
 
+            clips.scroll_into_view_if_needed()
             clips.screenshot(path=str(screenshots / "clip_browser_after_interaction.png"))
             views = (("layer_picker", ".m2v-layer-picker"), ("similarity_explorer", ".m2v-similarity-explorer"),
                      ("probe_explorer", ".m2v-probe-explorer"), ("explore_tabs", ".m2v-explorer"))
@@ -160,6 +196,13 @@ def test_explorer_notebook_runs_and_answers_in_jupyterlab(sync_playwright, lab, 
                 view = page.locator(selector).first
                 view.scroll_into_view_if_needed()
                 view.screenshot(path=str(screenshots / f"{name}.png"))
+
+            # a laptop screen: the clip browser still fits, its figure shrinks, the slider stays in view
+            page.set_viewport_size({"width": 1280, "height": 1000})
+            clips.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            assert overflow(clips) == 0 and readout.is_visible()
+            clips.screenshot(path=str(screenshots / "clip_browser_1280.png"))
 
             # the saved copy holds no error output (Run All would also have stopped at one)
             page.keyboard.press("Control+s")

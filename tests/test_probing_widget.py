@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from m2v_lab.errors import OptionError
+from m2v_lab.errors import FeaturesError, OptionError
 from m2v_lab.features import Features
 from m2v_lab.probing import probe_layers
 from m2v_lab.widgets import ProbeExplorer
@@ -47,3 +47,11 @@ def test_the_chosen_layers_are_probed_in_one_run_while_the_bar_advances(feats, m
 def test_an_unknown_probe_is_an_option_error_naming_the_probes(feats):
     with pytest.raises(OptionError, match=r"probe='svm': use one of \('ridge', 'logistic', 'mlp', 'mlp-marble'\)"):
         ProbeExplorer(feats, label="genre", probe="svm")
+
+
+def test_without_groups_the_clips_are_offered_ungrouped_and_say_so(feats):
+    view = ProbeExplorer(feats, label="genre", groups=None, cv=3)
+    assert view.scope.options == (("all clips · 24 clips · not grouped", "(all)"),)
+    with pytest.raises(FeaturesError, match=r"label='genre' cannot be probed with 7 ungrouped folds: "
+                                            r"'\w+' has 6 clips, fewer than 7 folds"):
+        ProbeExplorer(feats, label="genre", groups=None, cv=7)

@@ -26,3 +26,20 @@ def feats():
 def test_bad_explorer_options_raise_option_errors(feats, options, match):
     with pytest.raises(OptionError, match=match):
         SimilarityExplorer(feats, **options)
+
+
+def test_the_cells_take_the_colours_the_heatmap_figure_gives_them(feats):
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    from m2v_lab.plot import cell_colours, colour_scale_css, similarity_heatmap
+
+    view = SimilarityExplorer(feats)
+    values = view.result.values.copy()
+    values[0, 1], values[1, 0], values[2, 2] = -0.3, np.nan, 1.4  # below the scale, a constant layer, above it
+    view.result.values[...] = values
+    image = similarity_heatmap(view.result, ax=Figure().add_subplot()).images[0]
+    drawn = [[to_hex(c) for c in row] for row in image.to_rgba(image.get_array())]
+    assert cell_colours(values).tolist() == drawn
+    assert cell_colours(values)[1, 0] == "#d9d9d9"  # NaN: grey, as in the figure
+    assert colour_scale_css(steps=3) == f"linear-gradient(to right, {', '.join(cell_colours([0, 0.5, 1]))})"

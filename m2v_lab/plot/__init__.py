@@ -9,7 +9,7 @@ from .clips import spectrogram, waveform
 from .features import feature_image, frame_features
 from .probing import layer_curve, layer_weights
 from .projection import projection_scatter
-from .similarity import similarity_heatmap
+from .similarity import cell_colours, colour_scale_css, similarity_heatmap
 
 __all__ = ["feature_image", "waveform", "spectrogram", "frame_features", "projection_scatter",
-           "similarity_heatmap", "layer_curve", "layer_weights"]
+           "similarity_heatmap", "cell_colours", "colour_scale_css", "layer_curve", "layer_weights"]

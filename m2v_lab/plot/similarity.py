@@ -8,7 +8,7 @@ from ..errors import OptionError
 from ..options import real_number
 from ._axes import axes_for, layer_ticks
 
-__all__ = ["similarity_heatmap"]
+__all__ = ["similarity_heatmap", "cell_colours", "colour_scale_css"]
 
 _CORRECTED = {"fwer": "FWER-adjusted p", "fdr": "FDR-adjusted p", "none": "p (not adjusted)"}
 
@@ -84,3 +84,33 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
         below = bool((values[np.isfinite(values)] < 0).any())
         ax.figure.colorbar(image, ax=ax, extend="min" if below else "neither", label=result.measure.upper().replace("_", " "))
     return ax
+
+
+def cell_colours(values, *, cmap: str = "viridis") -> np.ndarray:
+    """The colour :func:`similarity_heatmap` gives each cell, as ``"#rrggbb"`` text (for HTML and widgets).
+
+    Same fixed 0–1 scale: values below 0 take the lowest colour, above 1 the highest, NaN is grey.
+
+    Parameters
+    ----------
+    values : array_like
+        E.g. ``result.values``.
+    cmap : str
+
+    Returns
+    -------
+    ndarray of str, the shape of ``values``
+    """
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    values = np.asarray(values, dtype=float)
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="0.85")
+    rgba = colours(np.ma.masked_invalid(np.clip(values, 0.0, 1.0)))
+    return np.array([to_hex(c) for c in rgba.reshape(-1, 4)], dtype=object).reshape(values.shape)
+
+
+def colour_scale_css(cmap: str = "viridis", *, steps: int = 9) -> str:
+    """A CSS ``linear-gradient`` from the colour of 0 to that of 1 (a colour bar for HTML)."""
+    stops = cell_colours(np.linspace(0.0, 1.0, steps), cmap=cmap)
+    return f"linear-gradient(to right, {', '.join(stops)})"

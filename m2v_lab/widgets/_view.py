@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-__all__ = ["View", "new_figure", "figure_output"]
+__all__ = ["View", "new_figure", "figure_output", "message_output"]
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -27,6 +27,15 @@ def figure_output(fig: Figure, *, dpi: int = 96) -> dict:
     return {"output_type": "display_data", "metadata": {},
             "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
                      "text/plain": f"<Figure: {' | '.join(titles) or 'untitled'}>"}}
+
+
+def message_output(text: str, *, busy: bool = False) -> dict:
+    """One line of text as a ``display_data`` output: what an output area says instead of a figure."""
+    style = "color:#555;font-style:italic;padding:8px 4px" if busy else "color:#333;padding:8px 4px"
+    mark = "⏳ " if busy else ""
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"text/html": f'<div class="m2v-message" style="{style}">{mark}{html.escape(text)}</div>',
+                     "text/plain": text}}
 
 
 class View(widgets.VBox):
@@ -103,3 +112,8 @@ class View(widgets.VBox):
         output.outputs = (figure_output(fig),)
         self.figures[name] = fig
         self.renders[name] = self.renders.get(name, 0) + 1
+
+    def show_message(self, output: widgets.Output, text: str, *, busy: bool = False):
+        """Replace what ``output`` shows with one line of text (``busy``: work is under way): a figure
+        that no longer matches the controls is never left showing."""
+        output.outputs = (message_output(text, busy=busy),)

@@ -12,7 +12,7 @@ import pandas as pd
 import soundfile as sf
 
 from .. import audio
-from ..errors import FeaturesError
+from ..errors import FeaturesError, OptionError
 from ..extract import extract
 from ..layers import layer_label
 from ..plot.clips import spectrogram, waveform
@@ -64,6 +64,13 @@ class ClipBrowser(View):
         Initial layer (position among the held layers, or name).
     max_levels : int
         Label columns with more distinct values than this get no filter.
+    filters : sequence of str, optional
+        The filters shown at first; default ``subset`` and the label columns that split the clips
+        most evenly (up to ``max_filters`` in all, none with more than 16 values, none that only
+        renames another).  The others sit behind the "more filters" toggle; a filter in use is
+        always shown.
+    max_filters : int
+        How many filters are shown at first when ``filters`` is not given.
 
     Raises
     ------
@@ -71,15 +78,19 @@ class ClipBrowser(View):
         ``model`` did not make ``feats``; ``frames`` are pooled or hold other layers; ``clips`` do
         not hold the clips.
     OptionError
-        ``layer`` is not a layer of ``feats``.
+        ``layer`` is not a layer of ``feats``; ``filters`` names a column that has no filter.
 
     Attributes
     ----------
     rows : DataFrame
         One row per clip of ``feats``, in feature order.
     filters : dict of str to ipywidgets.Dropdown
-        One per label column with 2 to ``max_levels`` distinct values; value ``"(all)"`` or a label
-        (as text).
+        One per label column with 2 to ``max_levels`` distinct values, shown or not; value
+        ``"(all)"`` or a label (as text).
+    more_filters : ipywidgets.ToggleButton
+        Shows the filters that are not shown at first.
+    shown_filters : list of str
+        The filters on screen.
     left_out : dict of str to str
         Label columns that got no filter, and why (``"one value"`` …).
     notice : ipywidgets.HTML
@@ -87,6 +98,7 @@ class ClipBrowser(View):
     clip_select : ipywidgets.Select
         The clips passing the filters; its value is the selected clip id.
     layer : LayerPicker
+        A vertical slider, beside the layer's panel (the bottom of the figure).
     player : ipywidgets.Audio
         The selected clip as WAV at the model's rate, never autoplayed or looped.
     visible_clips : list of str
@@ -98,7 +110,8 @@ class ClipBrowser(View):
     frame_times : ndarray, shape (frames,)
     """
 
-    def __init__(self, feats, clips=None, *, model=None, frames=None, cache_dir=None, layer=-1, max_levels: int = 40):
+    def __init__(self, feats, clips=None, *, model=None, frames=None, cache_dir=None, layer=-1, max_levels: int = 40,
+                 filters=None, max_filters: int = 4):
         self.feats, self.model, self.frame_feats, self.cache_dir = feats, model, frames, cache_dir
         self.rows = aligned_rows(feats, clips)
         self.sample_rate = int(feats.meta["sample_rate"])
@@ -125,31 +138,58 @@ class ClipBrowser(View):
         self.filters = {}
         for column, texts in self._texts.items():
             levels = sorted({t for t in texts if t}, key=_level_key)
+            # the name in full, then room for a value: filters are as wide as their names need
+            name = 8 + 7 * len(column)
             self.filters[column] = widgets.Dropdown(options=[ALL, *levels], value=ALL, description=column,
-                                                    layout=widgets.Layout(width="230px"),
-                                                    style={"description_width": "90px"})
+                                                    layout=widgets.Layout(width=f"{name + 130}px"),
+                                                    style={"description_width": f"{name}px"})
+        if filters is None:
+            self._first_filters = _informative(self.rows, list(self._texts), max_filters)
+        else:
+            unknown = [c for c in filters if c not in self.filters]
+            if isinstance(filters, str) or unknown:
+                raise OptionError(f"filters={filters!r}: give a list of columns among the filters "
+                                  f"{list(self.filters)}.")
+            self._first_filters = list(dict.fromkeys(filters))
+        extra = len(self.filters) - len(self._first_filters)
+        self.more_filters = widgets.ToggleButton(value=False, description=f"more filters ({extra})", icon="filter",
+                                                 layout=widgets.Layout(width="180px",
+                                                                       display=None if extra else "none"))
+        self.more_filters.add_class("m2v-clip-more")
+        self._filter_grid = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", flex="0 1 auto"))
+        self._filter_grid.add_class("m2v-clip-filters")
         self.notice = widgets.HTML(_notice(self._texts, self.left_out))
         self.notice.add_class("m2v-clip-notice")
         self.count = widgets.Label()
-        self.clip_select = widgets.Select(options=[], rows=9, layout=widgets.Layout(width="330px"))
+        self.clip_select = widgets.Select(options=[], rows=12, layout=widgets.Layout(width="260px"))
         self.clip_select.add_class("m2v-clip-select")
-        self.layer = LayerPicker(feats, mode="single", value=layer, description="layer")
+        self.layer = LayerPicker(feats, mode="single", value=layer, description="layer", orientation="vertical")
         self.layer.add_class("m2v-clip-layer")
-        self.player = widgets.Audio(format="wav", autoplay=False, loop=False, controls=True)
-        self.info = widgets.HTML()
+        if feats.pooling is not None and frames is None and model is None:
+            self.layer.layout.display = "none"  # no frames to show: the figure says how to get them
+        self.player = widgets.Audio(format="wav", autoplay=False, loop=False, controls=True,
+                                    layout=widgets.Layout(width="260px"))
+        self.info = widgets.HTML(layout=widgets.Layout(width="260px"))
         self.info.add_class("m2v-clip-info")
-        self.plot = widgets.Output()
+        # at most the figure's width; narrower screens shrink the image rather than hide the slider
+        self.plot = widgets.Output(layout=widgets.Layout(max_width=f"{_FIGURE_PX}px", flex="1 1 auto", min_width="0"))
         self.plot.add_class("m2v-clip-plot")
 
-        filter_box = widgets.GridBox(list(self.filters.values()),
-                                     layout=widgets.Layout(grid_template_columns="repeat(3, 235px)"))
-        side = widgets.VBox([self.count, self.clip_select])
-        details = widgets.VBox([self.layer, self.player, self.info], layout=widgets.Layout(margin="0 0 0 12px"))
-        super().__init__([filter_box, self.notice, widgets.HBox([side, details]), self.plot],
+        side = widgets.VBox([self.count, self.clip_select, self.player, self.info],
+                            layout=widgets.Layout(width="266px", margin="0 8px 0 0", flex="0 0 auto"))
+        # the layer's slider stands beside the layer's panel, the bottom of the figure
+        figure = widgets.HBox([self.plot, self.layer], layout=widgets.Layout(align_items="flex-end", flex="1 1 auto",
+                                                                              min_width="0"))
+        super().__init__([widgets.HBox([self._filter_grid, self.more_filters], layout=widgets.Layout(
+                             align_items="flex-start")), self.notice,
+                          widgets.HBox([side, figure], layout=widgets.Layout(align_items="flex-start"))],
                          css_class="m2v-clip-browser")
+        self.layout.max_width = "1100px"
+        self._lay_out_filters()
 
         for control in self.filters.values():
-            self.watch(control, "filtering clips", self._refilter)
+            self.watch(control, "filtering clips", self._on_filter)
+        self.watch(self.more_filters, "showing the filters", self._lay_out_filters)
         self.watch(self.clip_select, "loading the clip", self._on_select)
         self.watch(self.layer, "drawing the layer", self._draw, names="positions")
         with self.reporting("showing the first clip"):
@@ -160,6 +200,19 @@ class ClipBrowser(View):
                 f"{self.selected_clip!r}, layer {self.selected_layer!r})")
 
     # -- state ---------------------------------------------------------------------
+    @property
+    def shown_filters(self) -> list[str]:
+        return [control.description for control in self._filter_grid.children]
+
+    def _lay_out_filters(self):
+        """The first filters, any filter in use, and the rest when "more filters" is down."""
+        shown = [c for c in self.filters if c in self._first_filters or self.more_filters.value
+                 or self.filters[c].value != ALL]
+        order = [c for c in self._first_filters if c in shown] + [c for c in shown if c not in self._first_filters]
+        children = tuple(self.filters[c] for c in order)
+        if self._filter_grid.children != children:
+            self._filter_grid.children = children
+
     @property
     def selected_layer(self) -> str:
         return self.layer.selected_layers[0]
@@ -177,6 +230,10 @@ class ClipBrowser(View):
                 self._relisting = False
             self._refilter(target=clip_id)
         self.clip_select.value = clip_id
+
+    def _on_filter(self):
+        self._lay_out_filters()
+        self._refilter()
 
     def _refilter(self, target: str | None = None):
         if self._relisting:
@@ -214,14 +271,21 @@ class ClipBrowser(View):
             return
         k = self.feats.position(clip_id)
         row = self.rows.iloc[[k]]
+        if self._extracting(clip_id):  # the model runs: no figure of the previous clip meanwhile
+            self.show_message(self.plot, f"extracting the frames of {clip_id} with {self.model.name}…", busy=True)
         self.wave = audio.load(row, sample_rate=self.sample_rate)
         self.player.value = wav_bytes(self.wave, self.sample_rate)
         self.clip_frames, self.frame_times = self._frames_of(clip_id, k)
-        labels = "".join(f"<tr><td><b>{html.escape(c)}</b></td><td>{html.escape(_text(row.iloc[0][c]))}</td></tr>"
-                         for c in self.rows.columns if c not in _NOT_DESCRIBED and _text(row.iloc[0][c]))
-        self.info.value = (f"<b>{html.escape(clip_id)}</b> · {self.wave.size / self.sample_rate:.2f} s"
-                           f"<table style='font-size:12px'>{labels}</table>")
+        labels = " · ".join(f"<b>{html.escape(c)}</b> {html.escape(_text(row.iloc[0][c]))}"
+                            for c in self.rows.columns if c not in _NOT_DESCRIBED and _text(row.iloc[0][c]))
+        self.info.value = (f"<div style='font-size:12px;line-height:1.45'><b>{html.escape(clip_id)}</b> · "
+                           f"{self.wave.size / self.sample_rate:.2f} s<br>{labels}</div>")
         self._draw()
+
+    def _extracting(self, clip_id: str) -> bool:
+        """Whether showing this clip runs the model (pooled features, no frames given, not extracted yet)."""
+        return (self.feats.pooling is not None and self.frame_feats is None and self.model is not None
+                and clip_id not in self._frame_cache)
 
     def _frames_of(self, clip_id: str, k: int):
         """(layers, frames, dim) and frame times of a clip, from the features, ``frames=`` or the model."""
@@ -245,7 +309,7 @@ class ClipBrowser(View):
             return
         position = self.layer.selected_positions[0]
         rows = 3 if self.clip_frames is not None else 2
-        fig = new_figure(9, 1.6 + 1.9 * (rows - 1))
+        fig = new_figure(_FIGURE_PX / 96, 1.4 + 1.8 * (rows - 1))
         axes = fig.subplots(rows, 1, sharex=True, height_ratios=[0.6] + [1] * (rows - 1))
         waveform(self.wave, self.sample_rate, ax=axes[0], title=f"{self.selected_clip}")
         spectrogram(self.wave, self.sample_rate, ax=axes[1])
@@ -268,6 +332,40 @@ def _notice(filtered: dict, left_out: dict) -> str:
     found = f"label columns: {reasons}" if reasons else "feats.clip_table has no label columns"
     return (f"<i>no filters ({html.escape(found)}): a filter needs a label column with two or more values; "
             "extract from a DataFrame with label columns, or add one to feats.clip_table.</i>")
+
+
+#: Width of the clip's figure in pixels (at the 96 dpi it is drawn with).
+_FIGURE_PX = 700
+#: A filter is shown at first only when it has at most this many values (a long list is no quick filter).
+_QUICK_LEVELS = 16
+
+
+def _informative(rows: pd.DataFrame, columns: list[str], limit: int) -> list[str]:
+    """``subset``, then the columns that split the clips most evenly (coverage × entropy of their values),
+    up to ``limit``, leaving out columns with many values and columns that rename one already chosen."""
+    chosen = ["subset"] if "subset" in columns and limit > 0 else []
+    scores = {}
+    for column in columns:
+        values = rows[column].dropna()
+        levels = values.nunique()
+        if column in chosen or levels > _QUICK_LEVELS or values.empty:
+            continue
+        share = values.value_counts(normalize=True).to_numpy()
+        scores[column] = len(values) / len(rows) * float(-(share * np.log2(share)).sum())
+    for column in sorted(scores, key=lambda c: -scores[c]):
+        if len(chosen) >= limit:
+            break
+        if not any(_same_split(rows, column, other) for other in chosen):
+            chosen.append(column)
+    return chosen
+
+
+def _same_split(rows: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether two columns split the clips the same way (one renames the other: instrument, gm_program)."""
+    both = rows[[a, b]].dropna()
+    if len(both) != rows[a].notna().sum() or len(both) != rows[b].notna().sum():
+        return False
+    return bool(both.groupby(a)[b].nunique().max() == 1 and both.groupby(b)[a].nunique().max() == 1)
 
 
 def _level_key(text: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from ..errors import FeaturesError
 from .clips import ClipBrowser
 from .probing import ProbeExplorer
 from .similarity import SimilarityExplorer
@@ -54,7 +55,8 @@ def explore(feats, clips=None, *, model=None, frames=None, cache_dir=None, label
     cache_dir : path, bool or None
         For that on-demand extraction.
     label : str, optional
-        Label column that colours the projections and is probed first.
+        Label column that colours the projections and is probed first (when a grouped probe can
+        take it: see :class:`ProbeExplorer`).
     measure : str
         Similarity measure.
     probe : {"ridge", "logistic", "mlp"}
@@ -70,6 +72,12 @@ def explore(feats, clips=None, *, model=None, frames=None, cache_dir=None, label
     """
     # given to every view explicitly: SimilarityExplorer colours by the frame it is given, else by nothing
     rows = feats.clip_table if clips is None else clips
-    return Explorer(ClipBrowser(feats, rows, model=model, frames=frames, cache_dir=cache_dir),
-                    SimilarityExplorer(feats, rows, measure=measure, label=label),
-                    ProbeExplorer(feats, rows, label=label, probe=probe))
+    browser = ClipBrowser(feats, rows, model=model, frames=frames, cache_dir=cache_dir)
+    similarity = SimilarityExplorer(feats, rows, measure=measure, label=label)
+    try:
+        probing = ProbeExplorer(feats, rows, label=label, probe=probe)
+    except FeaturesError:
+        # a label that colours the projections may still not be one a grouped probe can take:
+        # the tab opens on a label it can, and its note says why this one is not offered
+        probing = ProbeExplorer(feats, rows, probe=probe)
+    return Explorer(browser, similarity, probing)

@@ -47,11 +47,14 @@ class LayerPicker(widgets.HBox):
         names, resolved by :func:`m2v_lab.layers.resolve_layers`.  Default: the last layer
         (single), all layers (range, multiple).
     description : str
+    orientation : {"horizontal", "vertical"}
+        Of the slider (single and range modes); a vertical one reads bottom (layer 0) to top,
+        with the layer's name under it.
 
     Raises
     ------
     OptionError
-        An unknown mode, layer name or position, or ``layers`` that hold no layer names.
+        An unknown mode or orientation, a layer name or position, or ``layers`` that hold no layer names.
 
     Attributes
     ----------
@@ -63,9 +66,13 @@ class LayerPicker(widgets.HBox):
 
     positions = traitlets.Tuple()
 
-    def __init__(self, layers, *, mode: str = "single", value=None, description: str = "layer"):
+    def __init__(self, layers, *, mode: str = "single", value=None, description: str = "layer",
+                 orientation: str = "horizontal"):
         if mode not in MODES:
             raise OptionError(f"mode={mode!r}: use one of {MODES}.")
+        if orientation not in ("horizontal", "vertical") or (orientation == "vertical" and mode == "multiple"):
+            raise OptionError(f"orientation={orientation!r}: use 'horizontal' or 'vertical' (sliders only: "
+                              f"mode='single' or 'range').")
         self.names, self.indices = layer_names_of(layers)
         if not self.names:
             raise OptionError("no layers to pick from.")
@@ -76,22 +83,30 @@ class LayerPicker(widgets.HBox):
         else:
             chosen = (last,) if mode == "single" else tuple(range(last + 1))
         style = {"description_width": "initial"}
+        upright = orientation == "vertical"
+        slider = dict(min=0, max=last, description=description, continuous_update=False, readout=False, style=style,
+                      orientation=orientation)
+        if upright:
+            slider["layout"] = widgets.Layout(height=f"{min(220, max(120, 14 * (last + 1)))}px", width="auto")
         if mode == "single":
-            self.control = widgets.IntSlider(value=chosen[0], min=0, max=last, description=description,
-                                             continuous_update=False, readout=False, style=style)
+            self.control = widgets.IntSlider(value=chosen[0], **slider)
         elif mode == "range":
-            self.control = widgets.IntRangeSlider(value=(min(chosen), max(chosen)), min=0, max=last,
-                                                  description=description, continuous_update=False,
-                                                  readout=False, style=style)
+            self.control = widgets.IntRangeSlider(value=(min(chosen), max(chosen)), **slider)
         else:
             self.control = widgets.SelectMultiple(
                 options=[(layer_label(name), p) for p, name in enumerate(self.names)],
                 value=tuple(sorted(set(chosen))), rows=min(len(self.names), 7), description=description,
                 style=style)
         self.control.add_class("m2v-layer-control")
-        self.readout = widgets.Label(layout=widgets.Layout(min_width="150px", margin="0 16px 0 4px"))
+        if upright:
+            self.readout = widgets.Label(layout=widgets.Layout(width="108px", margin="0"))
+        else:
+            self.readout = widgets.Label(layout=widgets.Layout(min_width="150px", margin="0 16px 0 4px"))
         self.readout.add_class("m2v-layer-readout")
-        super().__init__(children=[self.control, self.readout])
+        layout = (widgets.Layout(flex_flow="column", align_items="center", width="112px", flex="0 0 auto")
+                  if upright else None)
+        super().__init__(children=[self.control, self.readout], **({"layout": layout} if layout else {}))
+        self.orientation = orientation
         self.add_class("m2v-layer-picker")
         self.control.observe(self._sync, names="value")
         self._sync()
