@@ -412,7 +412,7 @@ def model_card(args, argv, info: dict) -> str:
                 f"whose control ≥ 0.85): **{'met' if v['must_met'] else 'NOT met'}** (best timbre "
                 f"{v['timbre_best']:.2f} at layer {v['timbre_best_layer']} vs best twin {v['timbre_best_twin']:.2f}; "
                 f"control there {v['control_at_timbre_best']:.2f}, best twin's control {v['control_best_twin']:.2f}).  "
-                f"Aim (octave-held-out pitch class ≥ 0.20): **{'met' if v['aim_met'] else 'not met'}** (best "
+                f"Aim (octave-held-out pitch class ≥ 0.20 and above every random twin): **{'met' if v['aim_met'] else 'not met'}** (best "
                 f"{v['octave_best']:.2f}, best twin {v['octave_best_twin']:.2f}).\n\n{probe_table(rows)}\n")
     if info.get("cka") is not None:
         wide = info["cka"].pivot_table(index="layer_name", columns="pair", values="cka", sort=False).reset_index()
@@ -643,7 +643,7 @@ def main(argv=None) -> int:
         info["fingerprint"] = load_model(out, device="cpu").fingerprint
         (out / "README.md").write_text(model_card(args, argv, info))
         (out / "training.json").write_text(json.dumps({
-            "recipe": args.recipe, "args": {k: str(v) for k, v in vars(args).items()}, "chosen_step": chosen_step,
+            "recipe": args.recipe, "args": {k: str(v).replace(str(Path.home()), "~") for k, v in vars(args).items()}, "chosen_step": chosen_step,
             "steps": result.steps_done, "train_seconds": train_seconds, "verdict": info.get("verdict"),
             "codebooks": [{"name": b.name, "kind": b.kind, "k": b.k, "digest": b.digest(), **b.stats} for b in books],
             "fingerprint": info["fingerprint"], "versions": versions(), "hardware": info["hardware"]}, indent=1))

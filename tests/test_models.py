@@ -142,7 +142,7 @@ def test_unknown_hub_id_fails_fast_naming_the_cache_and_the_offline_model():
     from huggingface_hub import constants
 
     message = str(err.value)
-    assert constants.HF_HUB_CACHE in message and "tiny-music2vec" in message and "HF_HUB_OFFLINE" in message
+    assert constants.HF_HUB_CACHE in message and "music2vec-mini" in message and "HF_HUB_OFFLINE" in message
 
 
 def test_unreachable_hub_without_offline_flag_fails_in_seconds(monkeypatch):
@@ -180,8 +180,8 @@ def test_folder_without_weights_raises_model_error_and_the_fallback_still_works(
     tiny.module.config.save_pretrained(tmp_path)
     with pytest.raises(m2v.ModelError, match=r"loading the model .* failed.*model.safetensors"):
         m2v.load_model(tmp_path)
-    assert m2v.load_model_with_fallback(str(tmp_path)).name == "tiny-music2vec"
-    assert "Using 'tiny-music2vec' instead" in capsys.readouterr().out
+    assert m2v.load_model_with_fallback(str(tmp_path)).name == "music2vec-mini"
+    assert "Using 'music2vec-mini' instead" in capsys.readouterr().out
 
 
 def test_half_precision_is_refused_on_cpu():
@@ -205,9 +205,11 @@ def test_tiny_models_are_deterministic_and_labelled_untrained(tiny):
 def test_fallback_loads_the_offline_model_loudly(capsys, monkeypatch):
     monkeypatch.setenv("M2V_LAB_MODEL", "m-a-p/music2vec-v1")
     model = m2v.load_model_with_fallback()
-    assert model.name == "tiny-music2vec"
+    assert model.name == "music2vec-mini" and model.trained
     banner = capsys.readouterr().out
-    assert "cannot load 'm-a-p/music2vec-v1'" in banner and "UNTRAINED" in banner and "tiny-music2vec" in banner
+    assert "cannot load 'm-a-p/music2vec-v1'" in banner and "music2vec-mini" in banner and "pre-trained" in banner
+    untrained = m2v.load_model_with_fallback(fallback="tiny-music2vec")
+    assert not untrained.trained and "UNTRAINED" in capsys.readouterr().out
     assert len(banner.splitlines()) == 2 and "/" + "tmp" not in banner and str(Path.home()) not in banner
     assert "hf download" in model.facts["fallback"]
 

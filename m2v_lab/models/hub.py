@@ -91,7 +91,7 @@ def _unreachable_error(hub_id: str, why: str) -> ModelError:
         f"and in the Hugging Face cache ({constants.HF_HUB_CACHE}). Fixes: connect to the internet "
         f"(unset HF_HUB_OFFLINE), download it once with `hf download {hub_id}`, pass a "
         f"local directory, or use the bundled offline model: load_model({OFFLINE_MODEL!r}) "
-        f"(or set M2V_LAB_MODEL={OFFLINE_MODEL} for the notebooks; its weights are random).")
+        f"(or set M2V_LAB_MODEL={OFFLINE_MODEL} for the notebooks: a small model pre-trained by m2v_lab on a CPU, not music2vec-v1).")
 
 
 class ModelFiles:

@@ -381,7 +381,7 @@ def load_model_with_fallback(name: str | None = None, *, fallback: str = OFFLINE
         # one short banner without local paths (notebook outputs are shared); the full reason is kept
         model.facts["fallback"] = f"{name} could not be loaded: {exc}"
         why = str(exc).split(". ")[0]
-        learned = ("trained offline model" if model.trained else
-                   "RANDOM WEIGHTS, UNTRAINED: the figures show the architecture, not learning")
+        learned = ("a small model pre-trained on a CPU by m2v_lab: real layer structure, not music2vec-v1's"
+                   if model.trained else "RANDOM WEIGHTS, UNTRAINED: the figures show the architecture, not learning")
         print(f"m2v_lab: {why}.\n  Using {fallback!r} instead ({learned}). Full reason: model.facts['fallback'].")
         return model

@@ -13,7 +13,7 @@ __all__ = ["ModelSpec", "REGISTRY", "DEFAULT_MODEL", "OFFLINE_MODEL", "lookup", 
 
 DEFAULT_MODEL = "m-a-p/music2vec-v1"
 #: The model notebooks fall back to when the chosen one cannot be loaded.
-OFFLINE_MODEL = "tiny-music2vec"
+OFFLINE_MODEL = "music2vec-mini"
 
 #: The conv front end every model of the family shares: stride 320, receptive field 400 samples.
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)
