@@ -159,16 +159,7 @@ def load_job_model(job: ExtractJob, *, device=None):
     options = job.model_options()
     if device is not None:
         options["device"] = device
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    if not job.progress:
-        hf_logging.disable_progress_bar()
-    try:
-        model = load_model(job.model, **options)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+    model = load_model(job.model, **options)
     positions, settings = resolve_settings(model, **job.extract_options())
     return model, positions, settings
 

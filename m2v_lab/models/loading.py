@@ -195,10 +195,19 @@ def _digest(paths: list[Path]) -> str:
 
 
 def _from_pretrained(cls, display: str, folder: Path, **kwargs):
+    from transformers.utils import logging as hf_logging
+
+    # transformers 5 draws a per-tensor "Loading weights" bar: noise in notebooks and logs for a
+    # load that takes a second, and a widget that saved notebooks cannot show
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         return cls.from_pretrained(folder, local_files_only=True, **kwargs)
     except Exception as exc:  # noqa: BLE001 - missing/corrupt weights, bad code: one clear error
         raise _load_error(display, folder, exc) from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _load_files(files: ModelFiles, *, base: ModelSpec | None, trust_remote_code: bool):
