@@ -162,10 +162,9 @@ def test_notebooks_read_what_the_command_line_wrote_as_cache_hits(tiny, folder, 
     assert len(list(cache.rglob("*.L03.safetensors"))) == 4 and not list(cache.rglob("*.L05.safetensors"))
 
 
-def test_a_batch_never_mixes_clips_so_entries_do_not_depend_on_the_other_clips(tiny, write_audio, tmp_path,
-                                                                                monkeypatch):
-    same = [write_audio(f"s{i}.wav", 1.0, seed=i) for i in range(3)]  # equal lengths: extract() batches them
-    long = write_audio("long.wav", 2.5, seed=9)  # windows of 1 s: 1 + 1 + 0.5
+@pytest.fixture
+def forward_shapes(tiny, monkeypatch):
+    """The input shape of every forward ``tiny`` runs."""
     shapes = []
     original = type(tiny).layer_states
 
@@ -174,6 +173,14 @@ def test_a_batch_never_mixes_clips_so_entries_do_not_depend_on_the_other_clips(t
         return original(self, x)
 
     monkeypatch.setattr(type(tiny), "layer_states", spy)
+    return shapes
+
+
+def test_a_batch_never_mixes_clips_so_entries_do_not_depend_on_the_other_clips(tiny, write_audio, tmp_path,
+                                                                                forward_shapes):
+    shapes = forward_shapes
+    same = [write_audio(f"s{i}.wav", 1.0, seed=i) for i in range(3)]  # equal lengths: extract() batches them
+    long = write_audio("long.wav", 2.5, seed=9)  # windows of 1 s: 1 + 1 + 0.5
     positions, settings = resolve_settings(tiny, window=1.0, min_last=0.25)
     report = store_clips(tiny, same + [long], settings=settings, positions=positions,
                          cache=FeatureCache(tmp_path / "all"), batch_size=2)
@@ -257,21 +264,13 @@ def test_a_killed_run_resumes_computing_only_what_is_missing(write_audio, tmp_pa
     assert not list(cache.rglob("*.tmp"))
 
 
-def test_mix_clips_batches_windows_of_different_clips_and_agrees_to_rounding(tiny, write_audio, tmp_path, monkeypatch,
-                                                                             capsys):
+def test_mix_clips_batches_windows_of_different_clips_and_agrees_to_rounding(tiny, write_audio, tmp_path,
+                                                                             forward_shapes, capsys):
+    shapes = forward_shapes
     for i in range(3):
         write_audio(f"m/s{i}.wav", 1.0, seed=i)
-    shapes = []
-    original = type(tiny).layer_states
-
-    def spy(self, x):
-        shapes.append(tuple(np.shape(x)))
-        return original(self, x)
-
-    monkeypatch.setattr(type(tiny), "layer_states", spy)
     assert main(["extract", str(tmp_path / "m"), *TINY, "--cache-dir", str(tmp_path / "mixed"), "--mix-clips"]) == 0
     assert shapes == [(3, 16000)]
-    monkeypatch.undo()
     assert "3 clips: 3 computed" in capsys.readouterr().err
     paths = sorted((tmp_path / "m").glob("*.wav"))
     mixed = m2v.extract(tiny, paths, cache_dir=tmp_path / "mixed", progress=False)
