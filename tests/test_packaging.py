@@ -48,7 +48,8 @@ def test_readme_shows_the_two_commands_and_ci_runs_the_test_one():
 
 def test_pure_computation_modules_never_import_plotting_or_widgets():
     code = ("import sys, m2v_lab, m2v_lab.audio, m2v_lab.models, m2v_lab.extract, m2v_lab.cache, "
-            "m2v_lab.features, m2v_lab.similarity, m2v_lab.probing, m2v_lab.datasets, m2v_lab.projection\n"
+            "m2v_lab.features, m2v_lab.similarity, m2v_lab.probing, m2v_lab.datasets, m2v_lab.projection, "
+            "m2v_lab.pretrain, m2v_lab.pretrain.evaluate, m2v_lab.pretrain.classroom, m2v_lab.cli, m2v_lab.engines\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'ipywidgets', 'seaborn'))\n"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -63,3 +64,20 @@ def test_notebooks_are_saved_executed_in_order_without_widget_state():
         counts = [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"]
         assert counts == list(range(1, len(counts) + 1)), f"{path.name}: Restart & Run All, then save"
         assert "widgets" not in nb.get("metadata", {}), f"{path.name}: strip stored widget state"
+
+
+def test_notebook_outputs_name_no_local_paths():
+    """Committed outputs are read on other machines: no home, temp or checkout paths in them."""
+    import json
+    import re
+
+    local = re.compile(r"(/tmp/|/root/|/home/|/Users/|/work/|[A-Z]:\\Users)")
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        for i, cell in enumerate(nb["cells"]):
+            for out in cell.get("outputs", []):
+                texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items() if k.startswith("text/")]
+                for text in texts:
+                    text = "".join(text) if isinstance(text, list) else text
+                    hit = local.search(text)
+                    assert hit is None, f"{path.name} cell {i}: output shows a local path ({hit.group(0)}…)"
