@@ -34,3 +34,32 @@ def test_features_are_one_float32_layer_of_mean_and_sd():
 def test_bad_clips_are_named(clips, message):
     with pytest.raises(AudioError, match=message):
         mfcc_features(clips, SR)
+
+
+def test_handcrafted_features_are_cached_by_content_and_verified_on_read(tmp_path, monkeypatch):
+    import warnings
+
+    import m2v_lab.baselines as baselines
+    from m2v_lab.cache import CacheWarning
+
+    rng = np.random.default_rng(3)
+    clips = [rng.standard_normal(SR).astype(np.float32) for _ in range(3)]
+    first = handcrafted_features(clips, SR, cache_dir=tmp_path)
+    (entry,) = (tmp_path / "baselines").glob("*.safetensors")
+    calls = []
+    monkeypatch.setattr(baselines, "_handcrafted", lambda *a: calls.append(a) or first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(handcrafted_features(clips, SR, cache_dir=tmp_path), first)
+    assert calls == []  # served from disk
+    handcrafted_features(clips, SR, n_mfcc=13, cache_dir=tmp_path)  # another option: another entry
+    changed = [c.copy() for c in clips]
+    changed[1][0] += 1e-3
+    handcrafted_features(changed, SR, cache_dir=tmp_path)  # other samples: another entry
+    assert len(calls) == 2 and len(list((tmp_path / "baselines").glob("*.safetensors"))) == 3
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 0xFF  # flip a byte of the stored features
+    entry.write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match="digest"):
+        handcrafted_features(clips, SR, cache_dir=tmp_path)
+    assert len(calls) == 3
