@@ -617,7 +617,9 @@ def main(argv=None) -> int:
           f"{args.seed}, on {books[0].stats.get('frames', '?') if books else 0} training frames)"
           + (f"; plus a CQT reconstruction head (72 semitones, weight {args.cqt_weight})" if args.recipe == "mlm+cqt"
              else "")
-          + ("; plus data2vec as above" if args.recipe == "mlm+data2vec" else "") + ".")
+          + ("; plus data2vec as above" if args.recipe == "mlm+data2vec" else "")
+          + (f"; unmasked frames are predicted too, with weight {args.unmasked_weight:g} (HuBERT's 1 − α), which keeps "
+             "each frame's own content in the representation" if args.unmasked_weight > 0 else "") + ".")
     synth_md = "" if synthetic is None else (
         f"\n- **MIDI renders**: {len(synthetic)} clips of {args.synthetic_seconds:g} s "
         f"({synthetic.seconds / 60:.0f} min; seed {args.synth_seed}), {args.synthetic_fraction:.0%} of crops, "

@@ -48,15 +48,14 @@ def test_the_shipped_model_loads_offline_trained_with_the_fingerprint_it_was_shi
     assert "wesnoth-1.16-music" in card and "Loss curve" in card and "license: gpl-2.0" in card
 
 
-def test_the_shipped_model_beats_its_random_twins_on_held_out_timbres(one_torch_thread):
-    """Timbre across pitch on SoundFont notes the training never saw (the 12 test programs, C3–B4, whole
-    pitches held out): measured 0.757 at the best layer vs 0.708 and 0.670 for twins 1 and 2 (0.698 twin 3)."""
-    pytest.importorskip("tinysoundfont")
+def test_the_shipped_model_beats_its_random_twins_on_held_out_notes(one_torch_thread):
+    """The issue's additive/FM notes (test seed, 180 notes): timbre with whole pitches held out and pitch class
+    with an octave held out, best layer, against random twins 1 and 2 (the model card's table: timbre 0.51 vs
+    0.42 / 0.32, octave 0.46 vs 0.34 / 0.39)."""
     from m2v_lab.pretrain import evaluate as ev
-    from m2v_lab.pretrain import synth
 
-    table = synth.note_table(synth.TEST_PROGRAMS, seed=ev.SPLIT_SEEDS["test"], pitches=(48, 72))
     model = m2v.load_model("music2vec-mini")
-    res = ev.probe_suite(model, table=table, n_twins=2, baselines=False, probes=("timbre_across_pitch",))
-    best = res.groupby("kind")["accuracy"].max()
-    assert best["trained"] >= best["random"] + 0.04, best
+    res = ev.probe_suite(model, notes="additive", n_twins=2, baselines=False,
+                         probes=("timbre_across_pitch", "octave_pitch_class"))
+    best = res.groupby(["probe", "kind"])["accuracy"].max().unstack()
+    assert (best["trained"] >= best["random"] + 0.05).all(), best
