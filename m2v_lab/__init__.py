@@ -24,7 +24,7 @@ from .cache import cache_info, clear_cache
 __version__ = "0.1.0"
 
 #: Submodules reachable as attributes; imported on first use, so ``import m2v_lab`` stays light.
-_LAZY = {"pretrain", "audio", "models", "cache", "features", "similarity", "probing", "projection", "datasets",
+_LAZY = {"pretrain", "course", "solutions", "audio", "models", "cache", "features", "similarity", "probing", "projection", "datasets",
          "baselines", "layers", "settings", "stacks", "devices", "errors", "plot", "widgets"}
 
 

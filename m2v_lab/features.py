@@ -192,6 +192,15 @@ class Features:
         """How these features were extracted (raises OptionError for features not made by ``extract``)."""
         return ExtractSettings.from_meta(self.meta)
 
+    @property
+    def model_label(self) -> str | None:
+        """Which model made these numbers, for figure titles: ``"music2vec-mini · trained"``,
+        ``"tiny-music2vec · untrained"``; None for features not made by ``extract``."""
+        name = self.meta.get("model")
+        if name is None:
+            return None
+        return f"{name} · {'trained' if self.meta.get('trained', True) else 'untrained'}"
+
     def __repr__(self) -> str:
         kind = f"pooled {self.pooling}" if self._pooled is not None else "frames"
         failed = f", {len(self.failed)} failed" if self.failed else ""

@@ -1,6 +1,6 @@
 """The explorer notebook in a real JupyterLab, in a real (headless) Chromium.
 
-Runs a copy of notebooks/04_explorer.ipynb in a temporary folder (the committed notebook is never
+Runs a copy of notebooks/06_explorer.ipynb in a temporary folder (the committed notebook is never
 touched) on a server of its own, then uses the widgets as a person would: moves the clip browser's
 layer slider, picks another clip and clicks a cell of the similarity map, and checks that the kernel
 answered with new figures and new text, that the clip browser fits the page (at 1400 and 1280 px)
@@ -24,7 +24,7 @@ from lab_browser import CHROMIUM, CHROMIUM_FLAGS, LabServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_explorer.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_explorer.ipynb"
 RUN_ALL_TIMEOUT_MS = 150_000
 STEP_TIMEOUT_MS = 30_000
 

@@ -71,3 +71,55 @@ def test_layer_weights_of_a_probe_whose_weights_stayed_near_uniform_say_so():
     assert "mean ± fold spread (sd over 4 fits) — near uniform: not learned" in [
         t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(ax.figure)
+
+
+def _features(X, table, *, trained):
+    from m2v_lab.features import Features
+
+    meta = {"model": "toy-model", "trained": trained}
+    return Features(pooled=X, layer_names=[f"block_{i}" for i in range(X.shape[0])],
+                    layer_indices=range(X.shape[0]), clips=list(table["clip_id"]),
+                    source_index=np.arange(len(table)), meta=meta, clip_table=table)
+
+
+def test_layer_curve_title_names_model_training_n_and_cv_and_its_legend_sits_outside_the_axes():
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({"clip_id": [f"c{i}" for i in range(40)], "g": np.repeat(np.arange(20), 2)})
+    table["y"] = table["g"] % 2
+    feats = _features(rng.standard_normal((3, 40, 4)).astype(np.float32), table, trained=False)
+    res = probe_layers(feats, "y", groups="g", probe=RidgeProbe((1.0,)))
+    ax = layer_curve(res)
+    title = ax.get_title()
+    assert "toy-model · untrained" in title and "n = 40 clips" in title and "GroupKFold over 20 groups" in title
+    anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    assert anchor.x0 > 1.0  # right of the data
+    assert layer_curve(res, title=False, legend="inside").get_title() == ""
+    with pytest.raises(OptionError, match="legend"):
+        layer_curve(res, legend="left")
+    plt.close("all")
+
+
+def test_layer_curve_writes_chance_on_its_line_and_flags_layers_below_chance(result):
+    from dataclasses import fields
+
+    from m2v_lab.probing.result import ProbeResult
+
+    class BelowChanceAtLayer1(ProbeResult):
+        def summary(self, **kwargs):
+            table = super().summary(**kwargs)
+            at = (table["layer"] == 1) & (table["metric"] == "accuracy") & (table.get("source", "model") == "model")
+            table.loc[at, ["mean", "ci_low", "ci_high"]] = [0.1, 0.05, 0.2]
+            return table
+
+    shifted = BelowChanceAtLayer1(**{f.name: getattr(result, f.name) for f in fields(result) if f.init})
+    ax = layer_curve(shifted)
+    chance = result.baselines.query("name == 'chance' and metric == 'accuracy'")["mean"].item()
+    assert any(t.get_text() == f"chance {chance:.2f}" for t in ax.texts)
+    [flag] = [c for c in ax.collections if c.get_label() == "below chance (whole interval)"]
+    np.testing.assert_allclose(flag.get_offsets(), [[1, 0.1]])
+    plt.close(ax.figure)
+    ax = layer_curve(result)  # the real result: every layer's interval reaches chance, nothing flagged
+    assert not [c for c in ax.collections if c.get_label().startswith("below chance")]
+    plt.close(ax.figure)

@@ -76,3 +76,26 @@ def test_mask_nonsignificant_needs_p_values_and_a_level(result, level, match):
 
     with pytest.raises(OptionError, match=match):
         similarity_heatmap(result, mask_nonsignificant=level)
+
+
+def test_heatmap_scale_stretches_over_the_map_on_request_and_the_title_names_the_models():
+    import pandas as pd
+
+    from m2v_lab.features import Features
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30, 8))
+    X = np.stack([x, x + 0.3 * rng.standard_normal((30, 8))]).astype(np.float32)
+    table = pd.DataFrame({"clip_id": [f"c{i}" for i in range(30)]})
+    feats = [Features(pooled=X, layer_names=["pre_transformer", "block_1"], layer_indices=[0, 1],
+                      clips=list(table["clip_id"]), source_index=np.arange(30), clip_table=table,
+                      meta={"model": name, "trained": trained}) for name, trained in (("m", True), ("twin", False))]
+    res = layer_similarity(*feats)
+    ax = similarity_heatmap(res, vmin="data")
+    low = ax.images[0].get_clim()[0]
+    assert 0.0 < low <= np.nanmin(res.values) and round(low * 20) == pytest.approx(low * 20)
+    assert ax.get_title().startswith("m · trained vs twin · untrained\nCKA")
+    assert layer_similarity(feats[0]).title.startswith("m · trained\nCKA")
+    with pytest.raises(Exception, match="vmin"):
+        similarity_heatmap(res, vmin="auto")
+    plt.close("all")

@@ -393,7 +393,7 @@ def test_similarity_explorer_maps_layers_and_projects_the_picked_pair(feats, cli
     view.method.value = "tsne"
     assert [p.method for p in view.projections] == ["tsne", "tsne"]
     view.measure.value = "rsa"
-    assert view.result.measure == "rsa" and "<b>RSA" in view.caption.value
+    assert view.result.measure == "rsa" and "<br>RSA (spearman)" in view.caption.value
     assert colours_of(view) == cell_colours(view.result.values).tolist()
     assert view.last_error is None
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import OptionError
 from ..layers import layer_label
 
-__all__ = ["axes_for", "layer_ticks"]
+__all__ = ["axes_for", "layer_ticks", "place_legend"]
 
 #: More layers than this on an x axis and their tick labels turn upright, so they do not collide.
 _UPRIGHT_FROM = 9
@@ -42,3 +42,16 @@ def layer_ticks(ax, names, *, axis: str = "x") -> None:
         ax.set_yticks(range(len(labels)), labels)
     else:
         ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) >= _UPRIGHT_FROM else 0)
+
+
+def place_legend(ax, where: str = "outside") -> None:
+    """The legend right of the axes ("outside", off the data), in the best corner ("inside"), or none."""
+    from ..options import one_of
+
+    one_of("legend", where, ("outside", "inside", "none"))
+    if where == "none" or not ax.get_legend_handles_labels()[0]:
+        return
+    if where == "outside":
+        ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize="small", frameon=False)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from ..layers import layer_label
-from ._axes import axes_for, layer_ticks
+from ._axes import axes_for, layer_ticks, place_legend
 
 __all__ = ["layer_curve", "layer_weights"]
 
@@ -14,8 +14,14 @@ _SIZE = (7, 3.8)
 
 
 def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True, baselines: bool = True,
-                control: bool = True, level: float = 0.95, label: str | None = None, color=None):
+                control: bool = True, level: float = 0.95, label: str | None = None, color=None,
+                title: bool | str = True, legend: str = "outside"):
     """Mean score per layer with its interval band; baselines dashed, the control task dotted.
+
+    The figure says what it shows: the title names the model (trained or untrained), n and
+    the CV scheme; chance is written on its line; a layer whose whole interval lies below
+    chance is marked with a red ▼ (a probe doing worse than guessing: a fold design that
+    withholds classes, or labels that travel with the groups).
 
     Parameters
     ----------
@@ -36,6 +42,11 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
     level : float
     label, color :
         Legend label and colour of the model curve (overlay several results on one ax).
+    title : bool or str
+        True: ``result.title`` (model · trained/untrained · probe, n, CV scheme); a string
+        replaces it; False leaves the title alone (e.g. the second of two overlaid results).
+    legend : {"outside", "inside", "none"}
+        "outside" puts the legend right of the axes, off the curves.
 
     Returns
     -------
@@ -57,6 +68,10 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
         refs = refs[(refs["metric"] == metric) & (refs["kind"] == "reference")]
         for (_, row), shade in zip(refs.iterrows(), ("0.55", "0.3")):
             ax.axhline(row["mean"], ls="--", lw=1, color=shade, label=f"{row['name']} {row['mean']:.3f}")
+            if row["name"] == "chance":
+                ax.annotate(f"chance {row['mean']:.2f}", (1.0, row["mean"]), xycoords=("axes fraction", "data"),
+                            xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize="x-small",
+                            color=shade)
         for source in result.sources:
             if source in ("model", "control"):
                 continue
@@ -70,14 +85,32 @@ def layer_curve(result, ax=None, *, metric: str | None = None, band: bool = True
     if control and "control" in result.sources:
         rows = table[table["source"] == "control"].sort_values("layer")
         ax.plot(x, rows["mean"], ls=":", lw=1.5, color=line.get_color(), label="control task")
+    below = _below_chance(result, model, metric)
+    if below.any():
+        ax.scatter(x[below], model["mean"].to_numpy()[below], marker="v", s=60, color="tab:red", zorder=4,
+                   label="below chance (whole interval)")
     layer_ticks(ax, list(model["layer_name"]))
     ax.set_xlabel("layer")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.legend(fontsize="small", frameon=False)
+    if title is True:
+        ax.set_title(result.title, fontsize="medium")
+    elif title:
+        ax.set_title(title, fontsize="medium")
+    place_legend(ax, legend)
     return ax
 
 
-def layer_weights(weights, ax=None, *, layer_names=None, color=None):
+def _below_chance(result, model, metric: str) -> np.ndarray:
+    """Per layer: does the model's whole interval (its mean, without one) lie below chance?"""
+    refs = result.baselines
+    chance = refs[(refs["metric"] == metric) & (refs["name"] == "chance")]["mean"]
+    if chance.empty:
+        return np.zeros(len(model), dtype=bool)
+    top = model["ci_high"].where(model["ci_high"].notna(), model["mean"]).to_numpy()
+    return top < float(chance.iloc[0])
+
+
+def layer_weights(weights, ax=None, *, layer_names=None, color=None, legend: str = "outside"):
     """Learned layer weights: mean bar, ± their fold spread, one dot per fit, uniform share dashed.
 
     The whiskers are the sd of the weights across the fold × seed fits: how much refits on
@@ -91,6 +124,7 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None):
     layer_names : sequence of str, optional
         Default: the probe's, else ``0 … layers-1``.
     color : optional
+    legend : {"outside", "inside", "none"}
 
     Returns
     -------
@@ -120,5 +154,5 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None):
     layer_ticks(ax, names)
     ax.set_xlabel("layer")
     ax.set_ylabel("softmax weight")
-    ax.legend(fontsize="small", frameon=False)
+    place_legend(ax, legend)
     return ax

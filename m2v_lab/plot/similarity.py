@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import OptionError
@@ -24,8 +26,12 @@ def _nonsignificant(result, alpha) -> np.ndarray:
 
 
 def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: str = "viridis", colorbar: bool = True,
-                       mask_nonsignificant: float | None = None):
+                       mask_nonsignificant: float | None = None, vmin: float | str = 0.0):
     """Draw ``result.values`` on a fixed 0–1 colour scale, so maps can be compared by eye.
+
+    ``vmin="data"`` stretches the scale over the map's own range instead (for a map whose
+    values all lie between, say, 0.6 and 1: contrast within the map, at the price of
+    comparing colours across maps); the colour bar then starts at that value.
 
     Parameters
     ----------
@@ -40,6 +46,9 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
         Colormap name.  Values below 0 (possible for debiased CKA) take the lowest colour,
         marked by the colour bar's pointed end; NaN cells (constant layers) are grey.
     colorbar : bool
+    vmin : float or "data"
+        The value of the lowest colour (the highest is always 1); "data": the map's
+        minimum rounded down to 0.05 (at most 0.95).
     mask_nonsignificant : float in (0, 1), optional
         Blank (white, unannotated) the cells whose ``result.p_adjusted`` exceeds this level,
         e.g. 0.05; the title says which adjustment (``permutation_test``'s ``correction``).
@@ -63,7 +72,8 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
     ax = axes_for(ax, size=(5.5, 4.5))
     values = np.asarray(result.values, dtype=float)
     colours = matplotlib.colormaps[cmap].with_extremes(bad="0.85")
-    image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap=colours, origin="lower", aspect="auto")
+    low = _lowest(values, vmin)
+    image = ax.imshow(values, vmin=low, vmax=1.0, cmap=colours, origin="lower", aspect="auto")
     title = result.title
     if hidden is not None:
         ax.imshow(np.ma.masked_array(np.zeros(values.shape), mask=~hidden), cmap=ListedColormap(["white"]),
@@ -79,11 +89,21 @@ def similarity_heatmap(result, ax=None, *, annotate: bool | None = None, cmap: s
     if annotate if annotate is not None else values.size <= 169:
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v) and (hidden is None or not hidden[i, j]):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+                dark = (v - low) / (1.0 - low) < 0.6
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
     if colorbar:
-        below = bool((values[np.isfinite(values)] < 0).any())
+        below = bool((values[np.isfinite(values)] < low).any())
         ax.figure.colorbar(image, ax=ax, extend="min" if below else "neither", label=result.measure.upper().replace("_", " "))
     return ax
+
+
+def _lowest(values: np.ndarray, vmin) -> float:
+    if isinstance(vmin, str):
+        if vmin != "data":
+            raise OptionError(f'vmin={vmin!r}: use a number below 1 or "data".')
+        finite = values[np.isfinite(values)]
+        return float(min(np.floor(finite.min() * 20) / 20, 0.95)) if finite.size else 0.0
+    return real_number("vmin", vmin, low=-math.inf, high=1.0, hint=" (the value of the lowest colour; the highest is 1)")
 
 
 def cell_colours(values, *, cmap: str = "viridis") -> np.ndarray:

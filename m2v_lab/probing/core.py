@@ -362,4 +362,5 @@ def probe_layers(features, y, *, groups=None, task: str = "auto", probe="ridge",
                        layer_names=tuple(layer_names), columns=tuple(labels.columns),
                        predictions=predictions,
                        control=describe_control(prep, cv=cv) if control_task else None,
-                       grouped=split_groups is not None, n_samples=n, n_clips=len(np.unique(clips)))
+                       grouped=split_groups is not None, n_samples=n, n_clips=len(np.unique(clips)),
+                       model=getattr(features, "model_label", None))

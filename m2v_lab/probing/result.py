@@ -69,6 +69,7 @@ class ProbeResult:
     n_clips: int
     predictions: Mapping[str, ClipPredictions]
     control: str | None = None
+    model: str | None = None
     _replicates: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -351,6 +352,16 @@ class ProbeResult:
                     [part.predictions[source].predicted for part in parts]))
         return replace(first, scores=stack("scores"), params=stack("params"), layer_names=names,
                        predictions=predictions)
+
+    @property
+    def title(self) -> str:
+        """What a figure of this result must say: the model (trained or not), n and the CV scheme.
+
+        E.g. ``"music2vec-mini · trained · ridge probe, n = 384 clips\n5-fold StratifiedGroupKFold
+        over 32 groups, 3 seeds"`` (the inner search, after the scheme's ``;``, left out).
+        """
+        head = f"{self.model} · " if self.model else ""
+        return f"{head}{self.probe} probe, n = {self.n_clips} clips\n{self.cv.split(';')[0]}"
 
     def _headline(self) -> tuple[str, str]:
         """The run in one line, and its best layer with the reference scores in another."""

@@ -41,6 +41,9 @@ class Plan:
 
     def run(self, A, B=None, *, rows=None, cols=None) -> SimilarityResult:
         """The measure for every layer pair of A and B (see :func:`layer_similarity`)."""
+        return self._run(A, B, rows=rows, cols=cols).with_(models=model_labels(A, B))
+
+    def _run(self, A, B, *, rows, cols) -> SimilarityResult:
         if self.cka is not None:
             return cka_layers(A, B, self.cka, rows=rows, cols=cols, preprocess=self.preprocess)
         sa, sb, pairing = as_stacks(A, B, rows=rows, cols=cols)
@@ -78,6 +81,12 @@ class Plan:
         a = m.prepare(sa)
         b = a if sb is None else m.prepare(sb)
         return lambda order: m.compare(a, m.permuted(b, order), symmetric=False)
+
+
+def model_labels(A, B=None) -> tuple[str, ...]:
+    """``(A's model, B's model)`` from Features inputs (``Features.model_label``); ``()`` when either is unknown."""
+    labels = tuple(getattr(side, "model_label", None) for side in ((A,) if B is None else (A, B)))
+    return labels if all(labels) else ()
 
 
 def plan(measure: str = "cka", *, debiased: bool | None = None, kernel: str = "linear", sigma: float | None = None,

@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import AnalysisError, OptionError
 from ._inputs import as_stacks
 from ..options import one_of, random_generator, real_number, whole_number
-from .api import plan
+from .api import model_labels, plan
 from .result import SimilarityResult
 
 __all__ = ["similarity_ci", "permutation_test", "group_subsamples", "group_blocks", "CORRECTIONS"]
@@ -203,7 +203,7 @@ def similarity_ci(
     if _depends_on_n(full):
         how += f"; for the value at n = {full.n} (this measure's value depends on n)"
     details = {**full.details, **pairing, "ci": f"{level:.0%} {how}"}
-    return full.with_(ci_low=low, ci_high=high, replicates=reps, details=details)
+    return full.with_(ci_low=low, ci_high=high, replicates=reps, details=details, models=model_labels(A, B))
 
 
 def _permuted_index(codes: np.ndarray, rng) -> np.ndarray:
@@ -361,4 +361,5 @@ def permutation_test(
     pairs = f"{int(family.sum())} {'distinct layer pairs' if within else 'layer pairs'}"
     details = {**observed.details, **pairing, "correction": correction,
                "null": f"{n_permutations} permutations of B's {unit}; p_adjusted: {named} over {pairs}"}  # fmt: skip
-    return observed.with_(p_values=p, p_adjusted=p_adjusted, replicates=null, details=details)
+    return observed.with_(p_values=p, p_adjusted=p_adjusted, replicates=null, details=details,
+                          models=model_labels(A, B))

@@ -47,6 +47,9 @@ class SimilarityResult:
         within-model map).
     replicates : ndarray, shape (resamples, layers_A, layers_B), optional
         The resampled or permuted values behind ``ci_*`` or ``p_values``.
+    models : tuple of str
+        Which models made A and B (``Features.model_label``, e.g. ``"music2vec-mini · trained"``),
+        when the inputs were Features; shown in :attr:`title`.
     """
 
     values: np.ndarray
@@ -62,10 +65,13 @@ class SimilarityResult:
     p_values: np.ndarray | None = None
     replicates: np.ndarray | None = None
     p_adjusted: np.ndarray | None = None
+    models: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
         """Short description for figure titles, e.g. ``"CKA (linear, debiased), n = 2000"``.
+
+        The models, when known, come first on a line of their own (one name for a within-model map).
 
         Preprocessing is named when there was some (``"CKA (linear, debiased, z-scored), n = 40"``).
         """
@@ -75,7 +81,10 @@ class SimilarityResult:
             parts.append(f"clipped at q={self.details['clip']:g}")
         if self.details.get("standardize"):
             parts.append("z-scored")
-        return f"{self.measure.upper().replace('_', ' ')} ({', '.join(parts)}), n = {self.n}"
+        text = f"{self.measure.upper().replace('_', ' ')} ({', '.join(parts)}), n = {self.n}"
+        if self.models:
+            text = f"{' vs '.join(dict.fromkeys(self.models))}\n{text}"
+        return text
 
     def to_frame(self, what: str = "values"):
         """A pandas DataFrame: a layers × layers table, or one row per layer pair.
@@ -127,7 +136,7 @@ class SimilarityResult:
     def __repr__(self) -> str:
         extra = "".join(f", {k}" for k in ("ci_low", "p_values") if getattr(self, k) is not None)
         return (
-            f"SimilarityResult({self.title}, {len(self.rows)}×{len(self.cols)} layers, "
+            f"SimilarityResult({self.title.replace(chr(10), '; ')}, {len(self.rows)}×{len(self.cols)} layers, "
             f"method={self.method!r}{extra})"
         )
 
@@ -135,6 +144,6 @@ class SimilarityResult:
         # How samples were paired and what the bounds or p-values mean, under the title: the
         # notebook view is where a reordered B or a resampling scheme would otherwise go unseen.
         notes = [self.details[k] for k in ("clips", "ci", "null") if k in self.details]
-        head = f"<b>{html.escape(self.title)}</b> &middot; method {html.escape(self.method)}"
+        head = f"<b>{html.escape(self.title).replace(chr(10), '<br>')}</b> &middot; method {html.escape(self.method)}"
         head += "".join(f"<br>{html.escape(str(note))}" for note in notes)
         return f"<p>{head}</p>" + self.to_frame().to_html(float_format=lambda v: f"{v:.3f}")

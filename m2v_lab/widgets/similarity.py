@@ -152,7 +152,7 @@ class SimilarityExplorer(View):
             self._draw_all()
 
     def __repr__(self) -> str:
-        title = self.result.title if self.result is not None else "no map"
+        title = self.result.title.replace("\n", "; ") if self.result is not None else "no map"
         return f"SimilarityExplorer({title}; A {self.pair[0]} × B {self.pair[1]}, {self.method.value})"
 
     # -- the cell picked ------------------------------------------------------------------
@@ -318,7 +318,7 @@ class SimilarityExplorer(View):
                 cell.layout.border = _PICKED if (i, j) == (a, b) else "0px"
         scale = (f"<span style='display:inline-block;width:90px;height:8px;vertical-align:middle;"
                  f"background:{colour_scale_css()}'></span>")
-        self.caption.value = (f"<div style='font-size:12px;line-height:1.5'><b>{html.escape(self.result.title)}</b>"
+        self.caption.value = (f"<div style='font-size:12px;line-height:1.5'><b>{html.escape(self.result.title).replace(chr(10), '<br>')}</b>"
                               f"<br>{html.escape(self._cell_text(a, b))}<br>0 {scale} 1</div>")
         self._cell_grid.layout.display = None
         self.heatmap.outputs = ()
