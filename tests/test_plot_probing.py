@@ -59,16 +59,28 @@ def test_layer_weights_draws_mean_bars_with_spread_and_uniform_line():
     assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(1 / 3)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["uniform 1/3", "mean ± fold spread (sd over 2 fits)"]
+    assert legend == ["uniform 1/3", "mean, whiskers min–max over 2 fits"]
     with pytest.raises(AnalysisError, match="2 layer names for 3 weights"):
         layer_weights(w, layer_names=["a", "b"])
     plt.close("all")
 
 
+def test_layer_weights_whiskers_span_the_fits_and_never_reach_below_zero():
+    # most fits put ~0 on layer 0, one puts 0.5 there: mean − sd would be −0.14, a weight no softmax can give
+    w = np.array([[0.0, 0.5, 0.5], [0.0, 0.9, 0.1], [0.0, 0.8, 0.2], [0.5, 0.4, 0.1]])
+    assert (w.mean(0) - w.std(0, ddof=1))[0] < 0
+    ax = layer_weights(w)
+    (segments,) = [c for c in ax.collections if hasattr(c, "get_segments") and len(c.get_segments()) == 3]
+    ends = np.array([[seg[:, 1].min(), seg[:, 1].max()] for seg in segments.get_segments()])
+    np.testing.assert_allclose(ends, np.stack([w.min(0), w.max(0)], axis=1))
+    assert ends.min() >= 0
+    plt.close(ax.figure)
+
+
 def test_layer_weights_of_a_probe_whose_weights_stayed_near_uniform_say_so():
     fitted = SimpleNamespace(weights_=np.full((4, 3), 1 / 3), layer_names_=["a", "b", "c"], near_uniform_=True)
     ax = layer_weights(fitted)
-    assert "mean ± fold spread (sd over 4 fits) — near uniform: not learned" in [
+    assert "mean, whiskers min–max over 4 fits — near uniform: not learned" in [
         t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(ax.figure)
 

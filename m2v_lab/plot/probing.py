@@ -111,11 +111,13 @@ def _below_chance(result, model, metric: str) -> np.ndarray:
 
 
 def layer_weights(weights, ax=None, *, layer_names=None, color=None, legend: str = "outside"):
-    """Learned layer weights: mean bar, ± their fold spread, one dot per fit, uniform share dashed.
+    """Learned layer weights: mean bar, whiskers from the smallest to the largest fit, one dot per fit.
 
-    The whiskers are the sd of the weights across the fold × seed fits: how much refits on
-    other training folds move them, not a confidence interval (weights that never left uniform
-    have almost none).  A fitted probe whose weights stayed near uniform says so in the legend.
+    The whiskers span the weights' range over the fold × seed fits (min to max): how much refits
+    on other training folds move them, not a confidence interval (weights that never left uniform
+    have almost none).  Softmax weights lie in [0, 1], and so do the whiskers: a symmetric
+    ± sd would reach below 0 for a layer that most fits weight near 0 and one fit does not.
+    A fitted probe whose weights stayed near uniform says so in the legend.
 
     Parameters
     ----------
@@ -143,9 +145,10 @@ def layer_weights(weights, ax=None, *, layer_names=None, color=None, legend: str
         raise AnalysisError(f"{len(names)} layer names for {n_layers} weights.")
     ax = axes_for(ax, size=_SIZE)
     x = np.arange(n_layers)
-    sd = w.std(0, ddof=1) if len(w) > 1 else None
-    label = f"mean ± fold spread (sd over {len(w)} fits)" if sd is not None else "weight"
-    ax.bar(x, w.mean(0), yerr=sd, color=color, alpha=0.7, capsize=3,
+    mean = w.mean(0)
+    spread = np.stack([mean - w.min(0), w.max(0) - mean]) if len(w) > 1 else None  # within [0, 1], as the weights
+    label = f"mean, whiskers min–max over {len(w)} fits" if spread is not None else "weight"
+    ax.bar(x, mean, yerr=spread, color=color, alpha=0.7, capsize=3,
            label=label + (" — near uniform: not learned" if untrained else ""))
     if len(w) > 1:
         jitter = np.linspace(-0.2, 0.2, len(w))
