@@ -40,7 +40,7 @@ def test_feature_image_draws_the_chosen_layer_standardized_at_each_frames_time(f
     np.testing.assert_allclose(times, feats.frame_times("one"))
     assert ax.images[0].get_clim() == (-3, 3)
     assert ax.get_ylim() == pytest.approx((DIM - 0.5, -0.5))  # dimension 0 at the top
-    assert ax.get_title() == "synthetic (untrained) · block 6 · one"
+    assert ax.get_title() == "synthetic · untrained · block 6 · one"
     assert len(fig.axes) == 2  # and a colour bar
 
 
@@ -56,7 +56,7 @@ def test_feature_image_keeps_the_gap_between_windows_on_the_time_axis(feats):
                                           ("pre_transformer", "pre-transformer"), (np.int64(3), "block 3")])
 def test_layers_are_chosen_as_features_select_chooses_them(feats, layer, label):
     ax = feature_image(feats, 0, layer, ax=Figure().subplots())
-    assert ax.get_title() == f"synthetic (untrained) · {label} · one"
+    assert ax.get_title() == f"synthetic · untrained · {label} · one"
 
 
 def test_an_integer_layer_is_the_models_index_even_when_few_layers_are_held(feats):
@@ -103,3 +103,19 @@ def test_frame_features_is_a_deprecated_name_for_the_same_image(feats):
     assert ax.get_title() == "layer" and len(fig.axes) == 1  # no colour bar by default, as before
     with pytest.raises(AnalysisError, match="one time per frame"), pytest.deprecated_call():
         frame_features(np.zeros((5, 8)), feats.frame_times("two"))
+
+
+def test_clip_features_puts_the_spectrogram_above_each_layer_on_one_time_axis(feats):
+    from m2v_lab.plot.features import clip_features
+
+    fig = Figure()
+    wave = np.sin(np.linspace(0, 2000, 3 * RATE))
+    axes = clip_features(feats, "one", wave, layers=(0, "block_6", -1), fig=fig)
+    assert len(axes) == 4
+    assert [ax.get_title() for ax in axes[1:]] == ["pre-transformer", "block 6", "block 12"]
+    assert fig.get_suptitle() == "synthetic · untrained · one"
+    assert all(ax.get_xlim() == pytest.approx((0, 3.0)) for ax in axes)
+    times, values = image_of(axes[2])
+    np.testing.assert_allclose(times, feats.frame_times("one"))
+    assert values.shape == (DIM, 149)
+    assert len(fig.axes) == 8  # every row has its colour bar, so the time axes keep one width

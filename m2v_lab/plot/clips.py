@@ -1,4 +1,5 @@
-"""One clip over time: its waveform and its spectrogram, on the time axis :func:`~m2v_lab.plot.feature_image` shares."""
+"""One clip over time: its waveform and its spectrogram, on the time axis :func:`~m2v_lab.plot.feature_image` shares;
+several clips side by side (:func:`clip_grid`), and a player for each (:func:`players`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from ..errors import AnalysisError
 from ._axes import axes_for
 
-__all__ = ["waveform", "spectrogram"]
+__all__ = ["waveform", "spectrogram", "clip_grid", "players"]
 
 
 def _mono(wave) -> np.ndarray:
@@ -79,3 +80,72 @@ def spectrogram(wave, sample_rate: int, *, ax=None, n_fft: int = 1024, hop: int 
     if title:
         ax.set_title(title)
     return ax
+
+
+def _named(waves) -> list[tuple[str, np.ndarray]]:
+    items = list(waves.items()) if hasattr(waves, "items") else [(f"clip {i}", w) for i, w in enumerate(waves)]
+    if not items:
+        raise AnalysisError("no clips given: pass {name: wave} (or a list of waves).")
+    return [(str(name), _mono(wave)) for name, wave in items]
+
+
+def clip_grid(waves, sample_rate: int, *, fig=None, title: str | None = None, width: float = 3.2):
+    """Several clips side by side: each clip's waveform (small) above its spectrogram.
+
+    Parameters
+    ----------
+    waves : mapping of str to array_like, or a sequence of arrays
+        ``{name: wave}`` (each ``(samples,)`` at ``sample_rate``); the names title the columns.
+    sample_rate : int
+        Hz, e.g. the model's (``m2v.audio.load(path, sample_rate=model.sample_rate)``): the figure then
+        shows what the model hears, up to ``sample_rate / 2``.
+    fig : matplotlib Figure, optional
+        Drawn on; a new pyplot figure (``width`` inches per clip) if None.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    np.ndarray of matplotlib Axes, shape (2, clips)
+        Row 0 the waveforms, row 1 the spectrograms; a column shares its time axis.
+    """
+    items = _named(waves)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(width * len(items), 3.8), layout="constrained")
+    axes = fig.subplots(2, len(items), sharex="col", squeeze=False, gridspec_kw={"height_ratios": (1, 2.4)})
+    for column, (name, wave) in enumerate(items):
+        waveform(wave, sample_rate, ax=axes[0, column], title=name)
+        spectrogram(wave, sample_rate, ax=axes[1, column])
+        axes[0, column].set_xlabel("")
+        if column:
+            axes[0, column].set_ylabel("")
+            axes[1, column].set_ylabel("")
+    if title:
+        fig.suptitle(title)
+    return axes
+
+
+def players(waves, sample_rate: int):
+    """An audio player per clip, each beside its name, as one HTML table (for a notebook cell).
+
+    Parameters
+    ----------
+    waves : mapping of str to array_like, or a sequence of arrays
+        ``{name: wave}``, each ``(samples,)`` at ``sample_rate``.
+    sample_rate : int
+        Hz.  Each player plays its wave scaled to its own peak (``IPython.display.Audio``'s default).
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    import html
+
+    from IPython.display import HTML, Audio
+
+    rows = "".join(f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+                   f"<td>{Audio(wave, rate=int(sample_rate))._repr_html_()}</td></tr>"
+                   for name, wave in _named(waves))
+    return HTML(f"<table>{rows}</table>")

@@ -1,4 +1,5 @@
-"""One layer's frame features of one clip, as a (dim × time) image on the clip's time axis."""
+"""One layer's frame features of one clip, as a (dim × time) image on the clip's time axis; and a clip's
+spectrogram above the images of some of its layers (:func:`clip_features`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..errors import AnalysisError
 from ..layers import layer_label
 from ._axes import axes_for
 
-__all__ = ["feature_image", "frame_features"]  # and frame_image, the array-level drawing the widgets share
+__all__ = ["feature_image", "frame_features", "clip_features"]  # and frame_image, the array-level drawing the widgets share
 
 
 def feature_image(feats, clip=0, layer=-1, *, ax=None, title: str | None = None, standardize: bool = True,
@@ -33,7 +34,8 @@ def feature_image(feats, clip=0, layer=-1, *, ax=None, title: str | None = None,
     ax : matplotlib Axes, optional
         Drawn on; a new figure's axes if None.
     title : str, optional
-        Default: model, layer and clip, e.g. ``"music2vec-v1 · block 6 · notes/c4"``.
+        Default: model, trained or not (``feats.model_label``), layer and clip, e.g.
+        ``"music2vec-v1 · trained · block 6 · notes/c4"``.
     standardize : bool
         Z-score each dimension over time, so that a few large dimensions do not wash out the rest
         (transformer states carry a handful of very large ones); the colour scale is then ±3.
@@ -55,10 +57,62 @@ def feature_image(feats, clip=0, layer=-1, *, ax=None, title: str | None = None,
     """
     one = feats.select(layers=[layer], clips=[clip])
     if title is None:
-        untrained = "" if one.meta.get("trained", True) else " (untrained)"
-        title = f"{one.meta.get('model')}{untrained} · {layer_label(one.layer_names[0])} · {one.clips[0]}"
+        model = one.model_label or str(one.meta.get("model"))
+        title = f"{model} · {layer_label(one.layer_names[0])} · {one.clips[0]}"
     return frame_image(one.frames(0)[0], one.frame_times(0), ax=ax, title=title, standardize=standardize, cmap=cmap,
                        colorbar=colorbar)
+
+
+def clip_features(feats, clip, wave, *, layers=(0, -1), sample_rate: int | None = None, fig=None,
+                  height: float = 2.2, width: float = 9.0):
+    """A clip's spectrogram above the feature images of some of its layers, on one time axis.
+
+    What the model heard and what each layer made of it, frame under frame: an onset in the
+    spectrogram sits above the frames it changes.
+
+    Parameters
+    ----------
+    feats : Features
+        Extracted with ``pool=None``.
+    clip : int or str
+        Clip position or clip id, as in :func:`feature_image`.
+    wave : array_like, shape (samples,)
+        The clip's waveform at ``sample_rate`` (e.g. ``m2v.audio.load(path, sample_rate=model.sample_rate)``).
+    layers : sequence of int or str
+        Layers to draw, top to bottom (indices among the model's states or names).
+    sample_rate : int, optional
+        Rate of ``wave``; default the features' (the model's) rate.
+    fig : matplotlib Figure, optional
+        Drawn on; a new pyplot figure if None.
+
+    Returns
+    -------
+    np.ndarray of matplotlib Axes, shape (1 + len(layers),)
+        The spectrogram's, then each layer's.  The figure's title names the model, trained or
+        untrained (``feats.model_label``), and the clip.
+    """
+    from .clips import spectrogram
+
+    layers = list(layers)
+    rate = int(sample_rate or feats.meta["sample_rate"])
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(width, height * (1 + len(layers))), layout="constrained")
+    axes = fig.subplots(1 + len(layers), 1, sharex=True, squeeze=False)[:, 0]
+    spectrogram(wave, rate, ax=axes[0], title=f"spectrogram at {rate} Hz (what the model hears)")
+    # a colour bar on every row keeps the rows' time axes the same width
+    fig.colorbar(axes[0].collections[-1], ax=axes[0], label="dB below peak", pad=0.01)
+    for ax, layer in zip(axes[1:], layers):
+        one = feats.select(layers=[layer], clips=[clip])
+        frame_image(one.frames(0)[0], one.frame_times(0), ax=ax, title=layer_label(one.layer_names[0]),
+                    colorbar=True)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    axes[0].set_xlim(0, np.asarray(wave).size / rate)
+    name = feats.select(clips=[clip]).clips[0]
+    fig.suptitle(f"{feats.model_label or feats.meta.get('model')} · {name}")
+    return axes
 
 
 def frame_features(frames, times, *, ax=None, standardize: bool = True, title: str | None = None,
