@@ -59,3 +59,18 @@ def test_layer_matching_leaves_nan_rows_unmatched_and_skips_nan_cells():
                                            ((0.3, 0.6), (0.5, 0.7), "overlap")])
 def test_interval_verdict(a, b, verdict):
     assert compare.interval_verdict(*a, *b) == verdict
+
+
+def test_estimators_by_n_shows_the_biased_null_shrinking_and_the_debiased_null_at_zero():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 64))
+    Y = X @ rng.standard_normal((64, 32)) + rng.standard_normal((400, 32))
+    table = compare.estimators_by_n(X, Y, [20, 400], repeats=8, seed=0)
+    assert len(table) == 8 and set(table.pairing) == {"paired", "shuffled"}
+    null = table[table.pairing == "shuffled"].set_index(["estimator", "n"])["mean"]
+    assert null["biased", 20] > null["biased", 400] > 0
+    assert abs(null["debiased", 20]) < 0.05 and abs(null["debiased", 400]) < 0.01
+    paired = table[table.pairing == "paired"].set_index(["estimator", "n"])["mean"]
+    assert paired["biased", 20] > paired["debiased", 20]
+    with pytest.raises(AnalysisError, match="subset size"):
+        compare.estimators_by_n(X, Y, [2])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 
-__all__ = ["distance_profile", "adjacent_vs_distant", "layer_matching", "interval_verdict"]
+__all__ = ["distance_profile", "adjacent_vs_distant", "layer_matching", "interval_verdict", "estimators_by_n"]
 
 
 def _values(result) -> np.ndarray:
@@ -126,3 +126,49 @@ def interval_verdict(low_a: float, high_a: float, low_b: float, high_b: float) -
     if high_a < low_b:
         return "below"
     return "overlap"
+
+
+def estimators_by_n(X, Y, sizes, *, repeats: int = 20, seed: int = 0):
+    """Biased and debiased linear CKA of ``X`` and ``Y`` on random subsets of ``n`` samples, paired
+    and shuffled (the null: the same features, the pairing of samples broken).
+
+    Parameters
+    ----------
+    X, Y : array_like, shape (N, dim_X) and (N, dim_Y)
+        The same N samples (e.g. clips) in two representations.
+    sizes : sequence of int
+        Subset sizes, each between 4 and N.
+    repeats : int
+        Random subsets per size (each drawn without replacement; the shuffled pairing permutes
+        Y's rows within the subset).
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (n, pairing, estimator): ``n``, ``pairing`` (``"paired"`` or
+        ``"shuffled"``), ``estimator`` (``"biased"`` or ``"debiased"``), ``mean`` and ``sd`` over
+        the subsets.
+    """
+    import pandas as pd
+
+    from .cka import cka
+
+    X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
+    if len(X) != len(Y):
+        raise AnalysisError(f"X and Y must hold the same samples; got {len(X)} and {len(Y)} rows.")
+    rng = np.random.default_rng(seed)
+    records = []
+    for n in sizes:
+        if not 4 <= n <= len(X):
+            raise AnalysisError(f"subset size {n}: need 4 ≤ n ≤ {len(X)} (debiased CKA needs at least 4 samples).")
+        values = {(p, e): [] for p in ("paired", "shuffled") for e in ("biased", "debiased")}
+        for _ in range(repeats):
+            idx = rng.choice(len(X), size=n, replace=False)
+            for pairing, other in (("paired", idx), ("shuffled", rng.permutation(idx))):
+                for estimator in ("biased", "debiased"):
+                    values[pairing, estimator].append(cka(X[idx], Y[other], debiased=estimator == "debiased"))
+        for (pairing, estimator), v in values.items():
+            records.append({"n": int(n), "pairing": pairing, "estimator": estimator, "mean": float(np.mean(v)),
+                            "sd": float(np.std(v, ddof=1)) if len(v) > 1 else np.nan})
+    return pd.DataFrame(records)
