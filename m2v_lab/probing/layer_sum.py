@@ -271,8 +271,8 @@ class LayerSumProbe:
             for metric in metrics:
                 # the upper bound of any per-fold pick: in each fold the layer with the best *test* score. One layer
                 # fixed across folds (the best mean, ``res.best_layer``) is no such bound: a pick that moves between
-                # folds can beat it (measured on two informative layers of synthetic tracks: 0.600 chosen in fold vs 0.588
-                # for the best fixed layer), which read as "peeking at the test folds does worse than not peeking".
+                # folds can beat it (measured on two informative layers of synthetic tracks: 0.600 chosen in fold vs
+                # 0.588 for the best fixed layer), which read as "peeking at the test folds does worse than not".
                 scored = layers[layers["metric"] == metric]
                 oracle = (scored.sort_values(["seed", "fold", "value", "layer"], ascending=[True, True, False, True])
                           .groupby(["seed", "fold"]).head(1)[["seed", "fold", "layer"]])
