@@ -5,11 +5,11 @@ not import matplotlib: a function loads what it draws with when called, and pypl
 called without ``ax`` (so a kernel's backend is never chosen on import).
 """
 
-from .clips import spectrogram, waveform
-from .features import feature_image, frame_features
+from .clips import clip_grid, players, spectrogram, waveform
+from .features import clip_features, feature_image, frame_features
 from .probing import layer_curve, layer_weights
 from .projection import projection_scatter
 from .similarity import cell_colours, colour_scale_css, similarity_heatmap
 
-__all__ = ["feature_image", "waveform", "spectrogram", "frame_features", "projection_scatter",
+__all__ = ["feature_image", "clip_features", "waveform", "spectrogram", "clip_grid", "players", "frame_features", "projection_scatter",
            "similarity_heatmap", "cell_colours", "colour_scale_css", "layer_curve", "layer_weights"]
