@@ -44,6 +44,7 @@ def test_layer_matching_names_the_best_column_and_relative_depths():
     assert isinstance(table, pd.DataFrame)
     assert table.match.tolist() == ["y1", "y2"] and table.match_index.tolist() == [1, 2]
     np.testing.assert_allclose(table.value, [0.9, 0.8])
+    np.testing.assert_allclose(table.margin, [0.7, 0.4])
     np.testing.assert_allclose(table.depth, [0.0, 1.0])
     np.testing.assert_allclose(table.match_depth, [0.5, 1.0])
 
@@ -53,6 +54,7 @@ def test_layer_matching_leaves_nan_rows_unmatched_and_skips_nan_cells():
     table = compare.layer_matching(values)
     assert table.match_index.tolist() == [-1, 1]
     assert np.isnan(table.value[0]) and table.value[1] == pytest.approx(0.3)
+    assert table.margin.isna().all()          # one finite cell: no runner-up
 
 
 @pytest.mark.parametrize("a, b, verdict", [((0.6, 0.8), (0.2, 0.5), "above"), ((0.1, 0.2), (0.3, 0.4), "below"),

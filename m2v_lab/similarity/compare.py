@@ -94,9 +94,11 @@ def layer_matching(result):
     -------
     pandas.DataFrame
         One row per layer of A: ``layer`` (its name), ``match`` (B's best layer's name),
-        ``match_index``, ``value`` (the similarity there), ``depth`` and ``match_depth``
-        (relative depth, 0 for the first layer and 1 for the last, so models of different
-        depths compare).  A row that is all NaN gets no match (``match_index`` -1).
+        ``match_index``, ``value`` (the similarity there), ``margin`` (how far it beats the
+        runner-up of its row: a match by a few thousandths is a match by noise; NaN with a
+        single finite cell), ``depth`` and ``match_depth`` (relative depth, 0 for the first
+        layer and 1 for the last, so models of different depths compare).  A row that is all
+        NaN gets no match (``match_index`` -1).
     """
     import pandas as pd
 
@@ -107,11 +109,13 @@ def layer_matching(result):
     for i, row in enumerate(values):
         finite = np.isfinite(row)
         j = int(np.nanargmax(np.where(finite, row, -np.inf))) if finite.any() else -1
+        ranked = np.sort(row[finite])
         records.append({
             "layer": rows[i],
             "match": cols[j] if j >= 0 else None,
             "match_index": j,
             "value": float(row[j]) if j >= 0 else np.nan,
+            "margin": float(ranked[-1] - ranked[-2]) if ranked.size >= 2 else np.nan,
             "depth": i / max(values.shape[0] - 1, 1),
             "match_depth": j / max(values.shape[1] - 1, 1) if j >= 0 else np.nan,
         })  # fmt: skip
