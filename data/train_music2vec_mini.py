@@ -311,6 +311,24 @@ def attach_targets(args, train, others, cache: Path) -> dict:
     return {"codebooks": books, "cqt": cqt}
 
 
+def weights_arg(text: str):
+    """``--unmasked-weight`` / ``--codebook-weights``: one number, or ``NAME:W,...`` per codebook."""
+    if ":" not in text:
+        return float(text)
+    try:
+        return {name.strip(): float(w) for name, w in (item.split(":") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one number or NAME:WEIGHT,... (e.g. chroma:1,mfcc:0.3)")
+
+
+def _weights_text(value) -> str:
+    return f"{value:g}" if not isinstance(value, dict) else ", ".join(f"{k} {v:g}" for k, v in value.items())
+
+
+def _any_positive(value) -> bool:
+    return any(v > 0 for v in value.values()) if isinstance(value, dict) else value > 0
+
+
 def make_objective(args, model, targets):
     books = targets["codebooks"]
     d2v = lambda: pt.Data2VecObjective(model, top_k=args.top_k, ema_start=args.ema[0], ema_end=args.ema[1],  # noqa: E731
@@ -318,7 +336,8 @@ def make_objective(args, model, targets):
     if args.recipe == "data2vec":
         return d2v()
     mlm = pt.MLMObjective(model, books, cqt_dim=72 if targets["cqt"] is not None else None,
-                          cqt_weight=args.cqt_weight, unmasked_weight=args.unmasked_weight, seed=args.seed)
+                          cqt_weight=args.cqt_weight, unmasked_weight=args.unmasked_weight,
+                          codebook_weights=args.codebook_weights or None, seed=args.seed)
     if args.recipe == "mlm+data2vec":
         return pt.CombinedObjective([mlm, d2v()], weights=[1.0, args.d2v_weight])
     return mlm
@@ -504,7 +523,11 @@ def parse_args(argv):
                         "e.g. logmel:100,cqt:128 adds pitch-resolved targets (72 CQT semitones from C2)")
     p.add_argument("--kmeans-frames", type=int, default=200_000)
     p.add_argument("--cqt-weight", type=float, default=1.0)
-    p.add_argument("--unmasked-weight", type=float, default=0.0, help="MLM: weight of unmasked frames (1 - alpha)")
+    p.add_argument("--unmasked-weight", type=weights_arg, default=0.0,
+                   help="MLM: weight of unmasked frames (1 - alpha); one number, or NAME:W,... per codebook "
+                        "(others 0), e.g. chroma:1")
+    p.add_argument("--codebook-weights", type=weights_arg, default=None,
+                   help="MLM: factor on each codebook's loss as NAME:W,... (others 1), e.g. mfcc:0.3")
     p.add_argument("--conv-lr-scale", type=float, default=1.0,
                    help="learning-rate factor of the conv front end (HuBERT/MERT scale its gradient by 0.1)")
     p.add_argument("--top-k", type=int, default=3, help="data2vec: teacher blocks averaged")
@@ -618,8 +641,10 @@ def main(argv=None) -> int:
           + (f"; plus a CQT reconstruction head (72 semitones, weight {args.cqt_weight})" if args.recipe == "mlm+cqt"
              else "")
           + ("; plus data2vec as above" if args.recipe == "mlm+data2vec" else "")
-          + (f"; unmasked frames are predicted too, with weight {args.unmasked_weight:g} (HuBERT's 1 − α), which keeps "
-             "each frame's own content in the representation" if args.unmasked_weight > 0 else "") + ".")
+          + (f"; losses weighted {_weights_text(args.codebook_weights)}" if args.codebook_weights else "")
+          + (f"; unmasked frames are predicted too, with weight {_weights_text(args.unmasked_weight)} (HuBERT's "
+             "1 − α), which keeps each frame's own content in the representation"
+             if _any_positive(args.unmasked_weight) else "") + ".")
     synth_md = "" if synthetic is None else (
         f"\n- **MIDI renders**: {len(synthetic)} clips of {args.synthetic_seconds:g} s "
         f"({synthetic.seconds / 60:.0f} min; seed {args.synth_seed}), {args.synthetic_fraction:.0%} of crops, "

@@ -183,6 +183,32 @@ def test_a_few_steps_reduce_each_objectives_loss_on_a_fixed_batch(which):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_mlm_weights_each_codebooks_loss_and_its_unmasked_frames_separately():
+    corpus, books = corpus_with_targets()
+    model = tiny_model()
+    plain = pt.MLMObjective(model, books)
+    batch = fixed_batch(corpus, plain)
+    model.eval()
+
+    def terms(objective):
+        with torch.no_grad():
+            hidden, last = student_forward(model, batch.input_values, batch.mask)
+            return {k: float(v) for k, v in objective.terms(model, hidden, last, batch, 0)[0].items()}
+
+    base = terms(plain)
+    weighted = terms(pt.MLMObjective(model, books, codebook_weights={"chroma": 0.25}))
+    assert weighted["mlm_chroma"] == pytest.approx(0.25 * base["mlm_chroma"], rel=1e-5)
+    assert weighted["mlm_logmel"] == pytest.approx(base["mlm_logmel"], rel=1e-5)
+    everywhere = terms(pt.MLMObjective(model, books, unmasked_weight=1.0))
+    chroma_only = terms(pt.MLMObjective(model, books, unmasked_weight={"chroma": 1.0}))
+    assert chroma_only["mlm_chroma"] == pytest.approx(everywhere["mlm_chroma"], rel=1e-5)
+    assert chroma_only["mlm_logmel"] == pytest.approx(base["mlm_logmel"], rel=1e-5) != everywhere["mlm_logmel"]
+    described = pt.MLMObjective(model, books, unmasked_weight={"chroma": 1.0}).describe()
+    assert described["unmasked_weight"] == {"logmel": 0.0, "chroma": 1.0} and described["codebook_weights"] == 1.0
+    with pytest.raises(OptionError, match="mfcc"):
+        pt.MLMObjective(model, books, codebook_weights={"mfcc": 0.5})
+
+
 def test_the_ema_teacher_never_receives_gradients_and_follows_the_student():
     corpus, _ = corpus_with_targets()
     model = tiny_model()

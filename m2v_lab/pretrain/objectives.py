@@ -209,8 +209,13 @@ class MLMObjective(Objective):
     cqt_dim : int, optional
         Add a linear head regressing ``cqt_dim``-dimensional standardised frames carried under
         ``cqt_name`` (squared error averaged over dimensions, masked frames), weighted ``cqt_weight``.
-    unmasked_weight : float
-        Weight of the unmasked frames' cross-entropy (HuBERT's 1 − α; 0 = masked frames only).
+    unmasked_weight : float or mapping of name to float
+        Weight of the unmasked frames' cross-entropy (HuBERT's 1 − α; 0 = masked frames only);
+        a mapping sets it per codebook (missing names: 0), e.g. ``{"chroma": 1.0}`` predicts
+        chroma codes at every frame and the others at masked frames only.
+    codebook_weights : mapping of name to float, optional
+        Factor on each codebook's loss (missing names: 1), to mix objectives that pull apart
+        (codewords of MFCC frames teach timbre and erase pitch; chroma ones the reverse).
     mask : MaskConfig
         Default HuBERT's / MERT's (0.8, spans of 10).
     seed : int
@@ -220,7 +225,8 @@ class MLMObjective(Objective):
     name = "mlm"
 
     def __init__(self, model, codebooks, *, cqt_dim: int | None = None, cqt_name: str = "cqt",
-                 cqt_weight: float = 1.0, unmasked_weight: float = 0.0, mask: MaskConfig = HUBERT_MASK,
+                 cqt_weight: float = 1.0, unmasked_weight: float | Mapping[str, float] = 0.0,
+                 codebook_weights: Mapping[str, float] | None = None, mask: MaskConfig = HUBERT_MASK,
                  seed: int = 0):
         super().__init__()
         module = unwrap(model)
@@ -238,7 +244,8 @@ class MLMObjective(Objective):
         self.cqt_name = cqt_name
         self.cqt_weight = float(cqt_weight)
         self.recon = _seeded_linear(seed + len(sizes), dim, int(cqt_dim)) if cqt_dim else None
-        self.unmasked_weight = float(unmasked_weight)
+        self.unmasked_weight = _per_codebook("unmasked_weight", unmasked_weight, sizes, default=0.0)
+        self.codebook_weights = _per_codebook("codebook_weights", codebook_weights or {}, sizes, default=1.0)
         self.mask = mask
         self.target_names = tuple(sizes) + ((cqt_name,) if cqt_dim else ())
 
@@ -250,9 +257,9 @@ class MLMObjective(Objective):
             logits = head(last).float()
             ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), codes, reduction="none")
             loss = ce[mask].mean()
-            if self.unmasked_weight and (~mask).any():
-                loss = loss + self.unmasked_weight * ce[~mask].mean()
-            terms[f"mlm_{name}"] = loss
+            if self.unmasked_weight[name] and (~mask).any():
+                loss = loss + self.unmasked_weight[name] * ce[~mask].mean()
+            terms[f"mlm_{name}"] = self.codebook_weights[name] * loss
             with torch.no_grad():
                 stats[f"mlm_{name}"] = float(ce[mask].mean())
                 stats[f"mlm_{name}_acc"] = float((logits.argmax(-1) == codes)[mask].float().mean())
@@ -269,7 +276,23 @@ class MLMObjective(Objective):
     def describe(self) -> dict:
         return {"objective": self.name, "mask": _mask_dict(self.mask), "codebooks": dict(self.sizes),
                 "cqt_dim": None if self.recon is None else self.recon.out_features, "cqt_weight": self.cqt_weight,
-                "unmasked_weight": self.unmasked_weight}
+                "unmasked_weight": _compact(self.unmasked_weight), "codebook_weights": _compact(self.codebook_weights)}
+
+
+def _per_codebook(option: str, value, sizes: Mapping[str, int], *, default: float) -> dict[str, float]:
+    """``{codebook: float}`` from one number or a mapping (names not given take ``default``)."""
+    if not isinstance(value, Mapping):
+        return {name: float(value) for name in sizes}
+    unknown = sorted(set(map(str, value)) - set(sizes))
+    if unknown:
+        raise OptionError(f"{option} names {unknown}, which are not codebooks here; the codebooks are {list(sizes)}.")
+    return {name: float(value.get(name, default)) for name in sizes}
+
+
+def _compact(per_codebook: dict[str, float]):
+    """One number when every codebook has the same (how the card and run.json have always said it)."""
+    values = set(per_codebook.values())
+    return values.pop() if len(values) == 1 else dict(per_codebook)
 
 
 class CombinedObjective(Objective):
