@@ -345,20 +345,6 @@ def make_objective(args, model, targets):
 
 # --- selection, evaluation, model card --------------------------------------------------------------
 
-def selection_score(res: pd.DataFrame) -> dict:
-    """Validation-probe figures of one checkpoint: each probe's accuracy at its best layer, per note family
-    (SoundFont and additive/FM); the score is their sum."""
-    out, score = {}, 0.0
-    for notes, rows in res[res["kind"] != "baseline"].groupby("notes"):
-        t = rows.pivot_table(index="layer", columns="probe", values="accuracy")
-        tag = "" if notes == "soundfont" else "_additive"
-        for probe, short in (("timbre_across_pitch", "timbre"), ("octave_pitch_class", "octave"),
-                             ("pitch_class_across_timbre", "control")):
-            out[f"val_{short}{tag}"] = float(t[probe].max())
-            score += out[f"val_{short}{tag}"]
-    return {**out, "score": score}
-
-
 def versions() -> dict:
     from importlib.metadata import version
 
@@ -599,13 +585,21 @@ def main(argv=None) -> int:
                   probe_synth.additive_table(seed=ev.SPLIT_SEEDS["validation"])]
         renders = [(t, probe_synth.render_table(t) if i == 0 else probe_synth.render_additive(t))
                    for i, t in enumerate(tables)]
+        twins = None  # random twins do not change between snapshots: probe them once
         for step, path in result.snapshots:
             pt.load_snapshot(model, path)
-            res = pd.concat([ev.probe_suite(model, split="validation", n_twins=0, baselines=False, waves=w, table=t)
-                             for t, w in renders])
-            selection.append({"step": step, **selection_score(res)})
-            log(f"validation probes at step {step}: {selection[-1]}")
-        best = max(selection, key=lambda r: (round(r["score"], 6), r["step"]))
+            res = pd.concat([ev.probe_suite(model, split="validation", notes="soundfont" if i == 0 else "additive",
+                                            n_twins=args.twins if twins is None else 0, baselines=False,
+                                            waves=w, table=t) for i, (t, w) in enumerate(renders)])
+            if twins is None:
+                twins = res[res["kind"] == "random"]
+            res = pd.concat([res[res["kind"] == "trained"], twins])
+            selection.append({"step": step, **ev.checkpoint_summary(res)})
+            log(f"validation probes at step {step}: " + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in selection[-1].items()))
+        # the rule (declared before runs I onward): the Must on the validation notes first, then the Aim, then
+        # the sum of best-layer accuracies (ev.selection_key)
+        best = max(selection, key=ev.selection_key)
         chosen_step = best["step"]
         pt.load_snapshot(model, dict(result.snapshots)[chosen_step])
         pd.DataFrame(selection).to_csv(run / "selection.csv", index=False)

@@ -51,6 +51,35 @@ def test_verdict_compares_with_the_best_twin_at_any_layer():
     assert not ev.verdict(pd.DataFrame(rows))["aim_met"]
 
 
+
+def _family_rows(notes, per_layer, twin=(0.62, 0.98, 0.05)):
+    rows = []
+    for layer, accs in enumerate(per_layer):
+        for probe, acc, twin_acc in zip(("timbre_across_pitch", "pitch_class_across_timbre", "octave_pitch_class"),
+                                        accs, twin):
+            rows.append({"notes": notes, "kind": "trained", "layer": layer, "probe": probe, "accuracy": acc})
+            rows.append({"notes": notes, "kind": "random", "layer": layer, "probe": probe, "accuracy": twin_acc})
+    return rows
+
+
+def test_selection_ranks_a_checkpoint_meeting_the_must_above_a_higher_score():
+    # A: best-layer accuracies sum higher, but its timbre sits where the control is lost
+    a = pd.DataFrame(_family_rows("soundfont", [(0.60, 0.99, 0.90), (0.80, 0.70, 0.95)])
+                     + _family_rows("additive", [(0.60, 0.99, 0.90), (0.80, 0.70, 0.95)]))
+    # B: lower sum, but on the additive notes timbre 0.73 >= 0.62 + 0.10 with the control 0.86 at that layer
+    b = pd.DataFrame(_family_rows("soundfont", [(0.60, 0.99, 0.20), (0.65, 0.80, 0.25)])
+                     + _family_rows("additive", [(0.60, 0.99, 0.20), (0.73, 0.86, 0.25)]))
+    sa, sb = ev.checkpoint_summary(a), ev.checkpoint_summary(b)
+    assert sa["score"] > sb["score"]
+    assert (sa["must_families"], sb["must_families"]) == (0, 1)
+    assert sb["val_must_additive"] and not sb["val_must"]
+    assert np.isclose(sb["val_must_margin_additive"], 0.73 - 0.62 - 0.10)
+    assert np.isclose(sa["val_must_margin"], 0.60 - 0.62 - 0.10)  # only layer 0 keeps the control
+    assert max([dict(sa, step=900), dict(sb, step=300)], key=ev.selection_key)["step"] == 300
+    # with the Must equal, the aim and then the score decide; then the later step
+    assert ev.selection_key(dict(sb, step=2)) > ev.selection_key(dict(sb, step=1))
+
+
 def test_teaching_folds_never_hold_out_a_whole_class():
     from sklearn.model_selection import StratifiedGroupKFold
 

@@ -34,7 +34,7 @@ from ..errors import OptionError
 from . import synth
 
 __all__ = ["PROBES", "NOTES", "cka_against_twins", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
-           "summarize", "verdict", "SPLIT_SEEDS"]
+           "summarize", "verdict", "checkpoint_summary", "selection_key", "SPLIT_SEEDS"]
 
 #: probe name -> (label column, how folds are made)
 PROBES = {
@@ -321,3 +321,46 @@ def verdict(results: pd.DataFrame, *, margin: float = 0.10, control_min: float =
             # notes share harmonics across octaves), clearing the bar says nothing about training
             "aim_met": bool(octave is not None and octave.max() >= octave_aim
                             and not octave.max() <= best_twin["octave_pitch_class"])}
+
+
+def checkpoint_summary(results: pd.DataFrame, **bars) -> dict:
+    """One checkpoint's validation figures, for choosing among checkpoints (and runs) before any test probe.
+
+    ``results`` are :func:`probe_suite` rows for both note families (column ``notes``), with the random
+    twins' rows included (the twins do not change between checkpoints: compute them once).  Per family,
+    the best-layer accuracy of each probe (``val_timbre``, ``val_octave``, ``val_control``, suffixed
+    ``_additive`` for the additive/FM notes), whether :func:`verdict` finds the Must and the Aim met
+    (``val_must``, ``val_aim``), and the timbre margin over the best twin at the best layer whose control
+    clears its bar (``val_must_margin``, negative when short; ``-inf`` when no layer keeps the control).
+    ``must_families`` and ``aim_families`` count the families meeting each bar; ``score`` sums the six
+    best-layer accuracies.  ``bars`` go to :func:`verdict`.
+    """
+    margin = bars.get("margin", 0.10)
+    control_min = bars.get("control_min", 0.85)
+    out, score, musts, aims = {}, 0.0, 0, 0
+    for notes, rows in results[results["kind"] != "baseline"].groupby("notes"):
+        tag = "" if notes == "soundfont" else f"_{notes}"
+        t = rows[rows["kind"] == "trained"].pivot_table(index="layer", columns="probe", values="accuracy")
+        for probe, short in (("timbre_across_pitch", "timbre"), ("octave_pitch_class", "octave"),
+                             ("pitch_class_across_timbre", "control")):
+            out[f"val_{short}{tag}"] = float(t[probe].max())
+            score += out[f"val_{short}{tag}"]
+        v = verdict(rows, **bars)
+        kept = t["pitch_class_across_timbre"] >= control_min
+        out[f"val_must_margin{tag}"] = (float(t.loc[kept, "timbre_across_pitch"].max() - v["timbre_best_twin"] - margin)
+                                        if kept.any() else float("-inf"))
+        out[f"val_must{tag}"], out[f"val_aim{tag}"] = v["must_met"], v["aim_met"]
+        musts += v["must_met"]
+        aims += v["aim_met"]
+    return {**out, "must_families": musts, "aim_families": aims, "score": score}
+
+
+def selection_key(summary: dict) -> tuple:
+    """How checkpoints rank (higher is better): the issue's Must first (note families meeting it on the
+    validation notes), then its Aim, then the sum of best-layer accuracies; later steps break ties.
+
+    Declared before the runs it chose among (music2vec-mini runs I onward; data/README.md): a score
+    alone prefers checkpoints that trade the Must's timbre for octave-invariant pitch.
+    """
+    return (int(summary["must_families"]), int(summary["aim_families"]), round(float(summary["score"]), 6),
+            int(summary.get("step", 0)))
