@@ -457,7 +457,7 @@ build on.
 ε 1e-6, weight decay 0.01 on matrices), peak lr {args.lr:g}, warm-up {args.warmup:g}, cosine decay to 5 %, grad-norm
 clip 1.0, no dropout.  Seed {args.seed} (initialisation, crops, masks, k-means, heads); synthesis seed
 {args.synth_seed}.  Wall time {info['train_seconds'] / 60:.1f} min of training ({info['total_seconds'] / 60:.1f} min for the
-whole script: data, targets, training and probes) on {info['hardware']}.  Checkpoint: step {info['chosen_step']}.
+script's last call: data, targets, the training it did not resume, probes) on {info['hardware']}.  Checkpoint: step {info['chosen_step']}.
 
 Loss curve (means over {args.log_every} steps; full curve in `loss_curve.csv`):
 
