@@ -51,8 +51,8 @@ def what_you_are_seeing(model) -> str:
                 "and MIDI renders; card: `data/models/music2vec-mini/README.md`). Its layers learned what its "
                 "chroma targets ask for, pitch class that transfers across octaves (0.91 against its random twins' "
                 "0.39 on held-out notes), and little else (its down-weighted MFCC targets added no measurable "
-                "timbre): timbre, chord quality and mode stay at or below the twins' level, so compare every curve with the random twin's. music2vec-v1 (12 blocks × 768, 1,000 hours) "
-                "learned far more; set "
+                "timbre): timbre, chord quality and mode stay at or below the twins' level, so compare every "
+                "curve with the random twin's. music2vec-v1 (12 blocks × 768, 1,000 hours) learned far more; set "
                 "`M2V_LAB_MODEL=m-a-p/music2vec-v1` on a machine with the Hugging Face hub to see it.")
     return (f"{head}, pre-trained: {model.spec.paradigm}). These are the real model's layers; published layer-wise "
             "results (MARBLE) were measured on models like this one, on far larger "

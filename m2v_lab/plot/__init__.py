@@ -11,5 +11,6 @@ from .probing import layer_curve, layer_weights
 from .projection import projection_scatter
 from .similarity import cell_colours, colour_scale_css, similarity_heatmap
 
-__all__ = ["feature_image", "clip_features", "waveform", "spectrogram", "clip_grid", "players", "frame_features", "projection_scatter",
-           "similarity_heatmap", "cell_colours", "colour_scale_css", "layer_curve", "layer_weights"]
+__all__ = ["feature_image", "clip_features", "waveform", "spectrogram", "clip_grid", "players", "frame_features",
+           "projection_scatter", "similarity_heatmap", "cell_colours", "colour_scale_css", "layer_curve",
+           "layer_weights"]

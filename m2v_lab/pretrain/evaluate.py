@@ -33,8 +33,8 @@ import pandas as pd
 from ..errors import OptionError
 from . import synth
 
-__all__ = ["PROBES", "NOTES", "cka_against_twins", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded", "probe_accuracy",
-           "summarize", "verdict", "checkpoint_summary", "selection_key", "SPLIT_SEEDS"]
+__all__ = ["PROBES", "NOTES", "cka_against_twins", "probe_suite", "teaching_probes", "pooled_layers", "as_loaded",
+           "probe_accuracy", "summarize", "verdict", "checkpoint_summary", "selection_key", "SPLIT_SEEDS"]
 
 #: probe name -> (label column, how folds are made)
 PROBES = {
@@ -297,7 +297,9 @@ def verdict(results: pd.DataFrame, *, margin: float = 0.10, control_min: float =
 
     Must: at some layer, timbre-across-pitch ≥ (best random twin at *any* layer) + ``margin``, with
     the control (pitch class across timbre) ≥ ``control_min`` at that layer.  Aim: octave-held-out
-    pitch class ≥ ``octave_aim`` at some layer, and above the best random twin.  Returns the figures behind each answer.
+    pitch class ≥ ``octave_aim`` at some layer, and above the best random twin.  Returns the figures behind
+    each answer; ``must_margin`` is how far the best timbre among layers that keep the control clears the
+    Must's bar (negative when short, ``-inf`` when no layer keeps the control).
     """
     t = results[results["kind"] == "trained"].pivot_table(index="layer", columns="probe", values="accuracy")
     r = results[results["kind"] == "random"]
@@ -308,7 +310,11 @@ def verdict(results: pd.DataFrame, *, margin: float = 0.10, control_min: float =
     ok_layers = [int(l) for l in t.index
                  if timbre is not None and control is not None
                  and timbre[l] >= best_twin["timbre_across_pitch"] + margin and control[l] >= control_min]
-    return {"must_met": bool(ok_layers), "must_layers": ok_layers,
+    kept = control >= control_min if timbre is not None and control is not None else None
+    # how far the best timbre among layers that keep the control clears the bar (-inf: no layer keeps it)
+    must_margin = (float(timbre[kept].max() - best_twin["timbre_across_pitch"] - margin)
+                   if kept is not None and kept.any() else float("-inf"))
+    return {"must_met": bool(ok_layers), "must_layers": ok_layers, "must_margin": must_margin,
             "timbre_best": float(timbre.max()) if timbre is not None else float("nan"),
             "timbre_best_layer": int(timbre.idxmax()) if timbre is not None else -1,
             "timbre_best_twin": best_twin["timbre_across_pitch"],
@@ -335,8 +341,6 @@ def checkpoint_summary(results: pd.DataFrame, **bars) -> dict:
     ``must_families`` and ``aim_families`` count the families meeting each bar; ``score`` sums the six
     best-layer accuracies.  ``bars`` go to :func:`verdict`.
     """
-    margin = bars.get("margin", 0.10)
-    control_min = bars.get("control_min", 0.85)
     out, score, musts, aims = {}, 0.0, 0, 0
     for notes, rows in results[results["kind"] != "baseline"].groupby("notes"):
         tag = "" if notes == "soundfont" else f"_{notes}"
@@ -346,10 +350,8 @@ def checkpoint_summary(results: pd.DataFrame, **bars) -> dict:
             out[f"val_{short}{tag}"] = float(t[probe].max())
             score += out[f"val_{short}{tag}"]
         v = verdict(rows, **bars)
-        kept = t["pitch_class_across_timbre"] >= control_min
-        out[f"val_must_margin{tag}"] = (float(t.loc[kept, "timbre_across_pitch"].max() - v["timbre_best_twin"] - margin)
-                                        if kept.any() else float("-inf"))
-        out[f"val_must{tag}"], out[f"val_aim{tag}"] = v["must_met"], v["aim_met"]
+        out[f"val_must_margin{tag}"], out[f"val_must{tag}"], out[f"val_aim{tag}"] = (
+            v["must_margin"], v["must_met"], v["aim_met"])
         musts += v["must_met"]
         aims += v["aim_met"]
     return {**out, "must_families": musts, "aim_families": aims, "score": score}
